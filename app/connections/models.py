@@ -1,0 +1,52 @@
+"""Exact Online connections (one OAuth token chain) and cached division reference data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
+
+
+class ExactConnection(Base):
+    __tablename__ = "exact_connections"
+    # Exact keeps one token chain per (app, Exact user): a second chain for the same pair
+    # silently kills the first, so the pair is unique here.
+    __table_args__ = (UniqueConstraint("client_id", "exact_user_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    base_url: Mapped[str] = mapped_column(String(300))
+    client_id: Mapped[str] = mapped_column(String(100))
+    exact_user_id: Mapped[str | None] = mapped_column(String(64))
+    exact_user_name: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|active|needs_consent
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    # Fernet ciphertexts; never logged, never returned by the API.
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReferenceItem(Base):
+    """One row of Exact reference data (a VAT code, GL account, journal, …) for a division."""
+
+    __tablename__ = "exact_reference_items"
+    __table_args__ = (UniqueConstraint("connection_id", "division", "kind", "code"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("exact_connections.id"), index=True)
+    division: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))  # vat_code | gl_account | journal | …
+    code: Mapped[str] = mapped_column(String(64))
+    exact_id: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(300))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Database access: the declarative base, portable column types and the async engine."""

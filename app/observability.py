@@ -1,0 +1,31 @@
+"""Prometheus metrics and structured JSON logs (structlog). Secrets never reach either."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter("koppel_deliveries_total", "Webhook deliveries by source and answer", ["source", "status"])
+ORDERS_BY_STATE = Gauge("koppel_orders", "Orders by state", ["state"])
+JOB_SECONDS = Histogram("koppel_job_seconds", "Booking job duration", ["outcome"],
+                        buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+CONNECTIONS_NEEDING_CONSENT = Gauge("koppel_connections_needing_consent", "Exact connections that need consent")
+
+
+def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    processors: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    processors.append(structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer())
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
