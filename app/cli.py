@@ -44,6 +44,76 @@ def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
                 proxy_headers=True)
 
 
+@cli.command()
+def worker(burst: Annotated[bool, typer.Option(help="Exit when the queue is empty")] = False) -> None:
+    """Run one booking worker (any number may run, on any hosts)."""
+    from arq.worker import Worker
+
+    from workers.settings import worker_settings
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise typer.BadParameter("set KOPPEL_REDIS_URL (or use `koppel run` for the embedded mode)")
+    Worker(**worker_settings(burst=burst)).run()
+
+
+@cli.command()
+def sandbox(host: str = "127.0.0.1", port: int = 8090, log_level: str = "info") -> None:
+    """Serve the bundled Exact Online sandbox (a faithful simulator, for trying Koppel out)."""
+    from app.sandbox.server import run
+
+    run(host=host, port=port, log_level=log_level)
+
+
+@cli.command()
+def run(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    sandbox_port: Annotated[int, typer.Option(help="Exact sandbox port")] = 8090,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Everything on one machine: SQLite, a private Redis, the sandbox, the API and workers."""
+    from app.embedded import run as run_embedded
+
+    raise typer.Exit(run_embedded(port=port, sandbox_port=sandbox_port, workers=workers))
+
+
+@cli.command()
+def demo(url: Annotated[str | None, typer.Option(help="Koppel's API (default: from var/demo.json)")] = None,
+         wait: Annotated[float, typer.Option(help="Seconds to wait for the orders to settle")] = 30.0) -> None:
+    """Post signed sample orders to the running `koppel run` and show where each ended up."""
+    import httpx
+
+    from app.demo import DEMO_FILE, load_demo_file, run_demo
+
+    saved = load_demo_file()
+    if saved is None:
+        typer.echo(f"no {DEMO_FILE}: start the service with `koppel run` first", err=True)
+        raise typer.Exit(1)
+    api_url = (url or saved["api_url"]).rstrip("/")
+    try:
+        results = run_demo(saved, api_url, wait_seconds=wait)
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach Koppel at {api_url} ({exc}); is `koppel run` running?", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(table(["order", "case", "state", "Exact entry / error"],
+                     [[r["order_number"], r["case"], r["state"], r["entry"] or r["error"] or ""] for r in results]))
+    typer.echo(f"\nthe orders: {api_url}/api/v1/orders (Authorization: Bearer <the API key in {DEMO_FILE}>)")
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain text table; long cells are cut at 70 characters."""
+    def cell(value: Any) -> str:
+        text = "" if value is None else " ".join(str(value).split())
+        return text if len(text) <= 70 else text[:69] + "…"
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
 async def _in_transaction(work: Any) -> Any:
     from app.db.engine import create_engine, create_sessionmaker
 
@@ -109,6 +179,96 @@ def create_integration(
                 "webhook_secret": secret}
 
     typer.echo(json.dumps(asyncio.run(_in_transaction(work))))
+
+
+@orders_cli.command("list")
+def orders_list(
+    state: Annotated[list[str] | None, typer.Option(help="Only orders in this state (repeatable)")] = None,
+    integration: Annotated[int | None, typer.Option(help="Only this integration id")] = None,
+    q: Annotated[str | None, typer.Option(help="Order number, source id, e-mail, name or Exact number")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """List orders, newest first, straight from the database."""
+    from app.orders import repository as orders
+    from app.orders.states import ALL_STATES
+
+    unknown = [s for s in state or [] if s not in ALL_STATES]
+    if unknown:
+        raise typer.BadParameter(f"unknown state {', '.join(unknown)}; states are {', '.join(ALL_STATES)}")
+    flt = orders.OrderFilter(states=state or (), integration_id=integration, text=q or None)
+
+    async def work(session: Any, _: Settings) -> list[Any]:
+        return await orders.list_orders(session, flt, before_id=None, limit=limit)
+
+    rows = asyncio.run(_in_transaction(work))
+    typer.echo(table(
+        ["id", "integration", "order", "state", "total", "customer", "received", "Exact entry / error"],
+        [[o.id, o.integration_id, o.order_number or o.source_order_id, o.state,
+          "" if o.total is None else f"{o.currency or ''} {o.total}".strip(), o.customer_email or o.customer_name,
+          o.created_at.strftime("%Y-%m-%d %H:%M"),
+          o.exact_document_number or (f"{o.error_code}: {o.error_message}" if o.error_code else o.error_message)]
+         for o in rows]))
+    typer.echo(f"{len(rows)} order{'s' if len(rows) != 1 else ''}")
+
+
+@orders_cli.command("reprocess")
+def orders_reprocess(
+    ids: Annotated[list[int] | None, typer.Argument(help="Order ids")] = None,
+    state: Annotated[str | None, typer.Option(help="Instead of ids: every order in this state (failed, "
+                                                   "rejected, waiting)")] = None,
+    integration: Annotated[int | None, typer.Option(help="With --state: only this integration")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="With --state: at most this many")] = 1000,
+) -> None:
+    """Re-check failed, rejected or waiting orders and queue them again."""
+    from app.integrations import repository as integrations
+    from app.orders import repository as orders
+    from app.orders.reprocess import NotReprocessable, reprocess
+    from app.orders.states import REPROCESSABLE
+
+    if bool(ids) == bool(state):
+        raise typer.BadParameter("give order ids, or --state (and optionally --integration), not both")
+    if state and state not in {s.value for s in REPROCESSABLE}:
+        raise typer.BadParameter(f"--state must be one of {', '.join(sorted(s.value for s in REPROCESSABLE))}")
+
+    async def work() -> list[list[Any]]:
+        from app.db.engine import create_engine, create_sessionmaker
+
+        settings = _settings()
+        engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        results: list[list[Any]] = []
+        try:
+            chosen = list(ids or [])
+            if state:
+                async with sessionmaker() as session, session.begin():
+                    chosen = await orders.order_ids(
+                        session, orders.OrderFilter(states=[state], integration_id=integration), limit)
+            for order_id in chosen:
+                # One short transaction per order: one bad order never holds up the rest.
+                async with sessionmaker() as session, session.begin():
+                    order = await orders.get_order(session, order_id, for_update=True)
+                    if order is None:
+                        results.append([order_id, "", "skipped", "no such order"])
+                        continue
+                    integration_row = await integrations.get(session, order.integration_id)
+                    assert integration_row is not None
+                    before = order.state
+                    try:
+                        done = await reprocess(session, order, integration_row, who="cli")
+                    except NotReprocessable as exc:
+                        results.append([order_id, before, "skipped", exc.reason])
+                        continue
+                    results.append([order_id, before, done.state, order.error_message or ""])
+        finally:
+            await engine.dispose()
+        return results
+
+    results = asyncio.run(work())
+    typer.echo(table(["id", "was", "now", "note"], results))
+    queued = sum(1 for row in results if row[2] == "queued")
+    skipped = sum(1 for row in results if row[2] == "skipped")
+    typer.echo(f"{len(results) - skipped} reprocessed ({queued} queued; running workers pick them up within "
+               f"seconds), {skipped} skipped")
 
 
 def main() -> None:

@@ -48,7 +48,11 @@ class Settings(BaseSettings):
     # --- worker ----------------------------------------------------------------------------
     queue_name: str = "koppel:queue"
     job_timeout_seconds: int = 60
-    max_job_tries: int = 12
+    # Failed booking attempts (timeouts, 5xx) before an order is set failed; waiting for
+    # Exact's rate budget does not count.
+    max_booking_attempts: int = 8
+    # First retry after about this long; each further one waits twice as long (max 10 min).
+    booking_retry_base_seconds: float = 5.0
     worker_max_jobs: int = 10
     sweeper_interval_seconds: int = 30
 

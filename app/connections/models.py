@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
@@ -50,3 +50,20 @@ class ReferenceItem(Base):
     description: Mapped[str | None] = mapped_column(String(300))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DebtorLink(Base):
+    """E-mail (or fixed-debtor code) → Exact account, per division: a repeat customer costs
+    no look-up. Koppel only ever creates debtors; it never changes an existing one."""
+
+    __tablename__ = "exact_debtors"
+    __table_args__ = (UniqueConstraint("connection_id", "division", "match_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("exact_connections.id"), index=True)
+    division: Mapped[int] = mapped_column(Integer)
+    match_key: Mapped[str] = mapped_column(String(330))  # "email:<lowercased>" or "code:<code>"
+    account_id: Mapped[str] = mapped_column(String(64))
+    account_code: Mapped[str | None] = mapped_column(String(32))
+    created_by_koppel: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

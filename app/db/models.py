@@ -1,6 +1,6 @@
 """Every model, imported once so Base.metadata is complete (Alembic reads it from here)."""
 
-from app.connections.models import ExactConnection, ReferenceItem
+from app.connections.models import DebtorLink, ExactConnection, ReferenceItem
 from app.db.base import Base
 from app.integrations.models import Integration
 from app.orders.models import Delivery, Order, OrderEvent, OutboxJob
@@ -9,6 +9,7 @@ from app.tenancy.models import ApiKey, Tenant
 __all__ = [
     "ApiKey",
     "Base",
+    "DebtorLink",
     "Delivery",
     "ExactConnection",
     "Integration",

@@ -6,14 +6,18 @@ import base64
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 
-from app.deps import DB, Viewer
+from app.connections.models import ExactConnection
+from app.deps import DB, Operator, Resources, Viewer, resources
 from app.integrations import repository as integrations
 from app.orders import repository as orders
 from app.orders.models import Order
 from app.orders.schemas import IntegrationCounts, OrderDetail, OrderEventOut, OrderPage, OrderSummary, Stats
-from app.orders.states import ALL_STATES
+from app.orders.reprocess import NotReprocessable, reprocess
+from app.orders.states import ALL_STATES, REPROCESSABLE
 from app.tenancy.auth import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
@@ -92,8 +96,83 @@ async def get_order(order_id: int, db: DB, who: Viewer) -> OrderDetail:
     )
 
 
+class ReprocessResult(BaseModel):
+    order_id: int
+    state: str
+
+
+class BulkReprocess(BaseModel):
+    """Which orders to reprocess: explicit ids, or a filter (default: every failed order)."""
+
+    ids: list[int] = Field(default_factory=list, max_length=1000)
+    state: list[str] = Field(default_factory=lambda: ["failed"])
+    integration_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
+    limit: int = Field(default=500, ge=1, le=1000)
+
+
+class BulkReprocessResult(BaseModel):
+    reprocessed: list[ReprocessResult]
+    skipped: list[dict[str, object]]
+
+
+async def _reprocess_one(db: DB, who: Principal, order_id: int) -> ReprocessResult:
+    order = await visible_order(db, who, order_id)
+    order = await orders.get_order(db, order.id, for_update=True)
+    assert order is not None
+    integration = await integrations.get(db, order.integration_id)
+    assert integration is not None
+    done = await reprocess(db, order, integration, who=f"API key {who.key_id}")
+    return ReprocessResult(order_id=done.order_id, state=done.state)
+
+
+@router.post("/orders/{order_id}/reprocess", response_model=ReprocessResult,
+             responses={404: {"description": "No such order for this key"},
+                        409: {"description": "The order is booked, being booked or already queued"}})
+async def reprocess_order(order_id: int, db: DB, who: Operator,
+                          res: Resources = Depends(resources)) -> ReprocessResult:  # noqa: B008
+    """Re-check a failed, rejected or waiting order and queue it with a fresh job."""
+    async with db.begin():
+        try:
+            result = await _reprocess_one(db, who, order_id)
+        except NotReprocessable as exc:
+            raise HTTPException(409, exc.reason) from exc
+    if res.relay is not None:
+        res.relay.poke()
+    return result
+
+
+@router.post("/orders/reprocess", response_model=BulkReprocessResult)
+async def reprocess_orders(body: BulkReprocess, db: DB, who: Operator,
+                           res: Resources = Depends(resources)) -> BulkReprocessResult:  # noqa: B008
+    """Reprocess a set of orders, chosen by ids or by the same filters as `GET /orders`."""
+    if body.ids:
+        ids = body.ids[: body.limit]
+    else:
+        flt = order_filter(who, [s for s in body.state if s in {st.value for st in REPROCESSABLE}] or ["failed"],
+                           body.integration_id, body.since, body.until, body.q)
+        async with db.begin():
+            ids = await orders.order_ids(db, flt, body.limit)
+    done: list[ReprocessResult] = []
+    skipped: list[dict[str, object]] = []
+    for order_id in ids:
+        # One short transaction per order, so one bad order never blocks the rest.
+        try:
+            async with db.begin():
+                done.append(await _reprocess_one(db, who, order_id))
+        except NotReprocessable as exc:
+            skipped.append({"order_id": order_id, "reason": exc.reason})
+        except HTTPException as exc:
+            skipped.append({"order_id": order_id, "reason": exc.detail})
+    if res.relay is not None and done:
+        res.relay.poke()
+    return BulkReprocessResult(reprocessed=done, skipped=skipped)
+
+
 @router.get("/stats", response_model=Stats)
-async def stats(db: DB, who: Viewer) -> Stats:
+async def stats(db: DB, who: Viewer, res: Resources = Depends(resources)) -> Stats:  # noqa: B008
     flt = orders.OrderFilter(tenant_ids=who.tenant_ids)
     totals: dict[str, int] = {state: 0 for state in ALL_STATES}
     per_integration: dict[int, dict[str, int]] = {}
@@ -102,5 +181,40 @@ async def stats(db: DB, who: Viewer) -> Stats:
     for integration_id, state, count in await orders.counts(db, flt):
         totals[state] = totals.get(state, 0) + count
         per_integration.setdefault(integration_id, {s: 0 for s in ALL_STATES})[state] = count
+    visible = await integrations.list_for_tenants(db, who.tenant_ids)
+    consent_query = select(func.count()).select_from(ExactConnection).where(ExactConnection.state == "needs_consent")
+    if who.tenant_ids is not None:
+        consent_query = consent_query.where(ExactConnection.tenant_id.in_(who.tenant_ids))
+    needing_consent = int((await db.execute(consent_query)).scalar_one())
+    queue_depth, budget = await _queue_and_budget(res, db, visible)
     return Stats(counts=totals, integrations=[IntegrationCounts(integration_id=i, counts=c)
-                                              for i, c in sorted(per_integration.items())])
+                                              for i, c in sorted(per_integration.items())],
+                 queue_depth=queue_depth, exact_budget=budget, connections_needing_consent=needing_consent)
+
+
+async def _queue_and_budget(res: Resources, db: DB, visible: list) -> tuple[int | None, list[dict]]:  # type: ignore[type-arg]
+    """Jobs waiting in arq, and Exact calls left per division (as last seen in its headers)."""
+    if res.redis is None:
+        return None, []
+    from app.exact.ratelimit import DivisionRateLimiter
+
+    try:
+        depth = int(await res.redis.zcard(res.settings.queue_name))
+        limiter = DivisionRateLimiter(res.redis)
+        budget = []
+        seen: set[tuple[str, int]] = set()
+        for integration in visible:
+            if integration.connection_id is None or integration.division is None:
+                continue
+            connection = await db.get(ExactConnection, integration.connection_id)
+            if connection is None or (connection.client_id, integration.division) in seen:
+                continue
+            seen.add((connection.client_id, integration.division))
+            snap = await limiter.snapshot(connection.client_id, integration.division)
+            budget.append({"connection_id": connection.id, "division": integration.division,
+                           "calls_left_today": snap["daily"]["remaining"],
+                           "calls_left_this_minute": snap["minutely"]["remaining"],
+                           "known": snap["known"]})
+        return depth, budget
+    except Exception:  # noqa: BLE001 - Redis down: the stats still answer from the database
+        return None, []

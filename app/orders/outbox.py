@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -17,6 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.orders import repository as orders
 
 log = structlog.get_logger(__name__)
+
+# arq drops a job key a day after its run time by default; a booking may wait longer than
+# that for Exact's daily budget, so jobs live a week (the sweeper covers anything beyond).
+JOB_EXPIRES = timedelta(days=7)
 
 
 async def relay_once(sessionmaker: async_sessionmaker[AsyncSession], redis: Any, limit: int = 200) -> int:
@@ -30,7 +35,7 @@ async def relay_once(sessionmaker: async_sessionmaker[AsyncSession], redis: Any,
             args = [row.order_id] if row.order_id is not None else []
             if row.function == orders.BOOK_ORDER:
                 args.append(int(row.job_id.rsplit(":", 1)[1]))
-            await redis.enqueue_job(row.function, *args, _job_id=row.job_id)
+            await redis.enqueue_job(row.function, *args, _job_id=row.job_id, _expires=JOB_EXPIRES)
             done.append(row.id)
         async with session.begin():
             await orders.mark_enqueued(session, done)

@@ -83,6 +83,13 @@ def add_outbox(session: AsyncSession, order_id: int, function: str, job_id: str)
     session.add(OutboxJob(order_id=order_id, function=function, job_id=job_id, created_at=utcnow()))
 
 
+async def add_event_now(session: AsyncSession, order_id: int, kind: str, message: str,
+                        data: dict[str, Any] | None = None) -> None:
+    """Insert one timeline row at once (keeps its place before Core-inserted rows)."""
+    await insert_events(session, [{"order_id": order_id, "kind": kind, "message": message, "data": data,
+                                   "at": utcnow()}])
+
+
 _INSERT_EVENTS = insert(OrderEvent)
 _INSERT_OUTBOX = insert(OutboxJob)
 

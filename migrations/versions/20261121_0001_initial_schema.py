@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 05:18:47.926923
+Create Date: 2026-11-21
 """
 
 from collections.abc import Sequence
@@ -70,6 +70,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('exact_connections', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_exact_connections_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('exact_debtors',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('connection_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('division', sa.Integer(), nullable=False),
+    sa.Column('match_key', sa.String(length=330), nullable=False),
+    sa.Column('account_id', sa.String(length=64), nullable=False),
+    sa.Column('account_code', sa.String(length=32), nullable=True),
+    sa.Column('created_by_koppel', sa.Boolean(), nullable=False),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['connection_id'], ['exact_connections.id'], name=op.f('fk_exact_debtors_connection_id_exact_connections')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_exact_debtors')),
+    sa.UniqueConstraint('connection_id', 'division', 'match_key', name=op.f('uq_exact_debtors_connection_id_division_match_key'))
+    )
+    with op.batch_alter_table('exact_debtors', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_exact_debtors_connection_id'), ['connection_id'], unique=False)
 
     op.create_table('exact_reference_items',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -229,6 +245,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_exact_reference_items_connection_id'))
 
     op.drop_table('exact_reference_items')
+    with op.batch_alter_table('exact_debtors', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_exact_debtors_connection_id'))
+
+    op.drop_table('exact_debtors')
     with op.batch_alter_table('exact_connections', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_exact_connections_tenant_id'))
 

@@ -1,0 +1,1 @@
+"""Booking a checked order in Exact Online (the worker's side of the pipeline)."""
