@@ -27,5 +27,6 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: tests (and operators, via configure_logging) may reconfigure later.
+        cache_logger_on_first_use=False,
     )

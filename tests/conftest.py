@@ -118,3 +118,12 @@ async def sessionmaker(engine: AsyncEngine) -> _AsyncIterator[async_sessionmaker
         yield create_sessionmaker(engine)
     finally:
         await _empty_all_tables(engine)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A worker started by one test configures logging; the next test starts clean."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()
