@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import current_revision, head_revision
 from app.deps import Resources
+from app.observability import configure_logging, refresh_gauges
 from app.orders.endpoints import router as orders_router
 from app.orders.outbox import OutboxRelay
 from app.settings import Settings, get_settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_json)
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size,
                                lock_timeout_ms=settings.database_lock_timeout_ms)
         res = Resources(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine),
@@ -60,7 +62,12 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     )
     app.include_router(webhooks_router)
     app.include_router(orders_router)
-    app.mount("/metrics", make_asgi_app())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        # Order and connection gauges come from the database, the truth, at scrape time.
+        await refresh_gauges(request.app.state.resources)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

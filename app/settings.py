@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     booking_retry_base_seconds: float = 5.0
     worker_max_jobs: int = 10
     sweeper_interval_seconds: int = 30
+    # Port for this worker's Prometheus metrics (0: off). Give each worker on a host its own.
+    worker_metrics_port: int = 0
 
     # --- logging ---------------------------------------------------------------------------
     log_level: str = "INFO"

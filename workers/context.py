@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import structlog
+from prometheus_client import start_http_server
 
 from app.booking.service import BookingService
 from app.connections.tokens import DatabaseTokenStore
@@ -43,6 +44,10 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
     redis = ctx["redis"]
     tokens = TokenManager(http, redis, DatabaseTokenStore(sessionmaker, settings.secret_key.get_secret_value()))
     exact = ExactClient(http, tokens, DivisionRateLimiter(redis), timeout=settings.exact_timeout_seconds)
+    if settings.worker_metrics_port and not ctx.get("metrics_started"):
+        # Each worker process serves its own metrics (Exact calls, 429s, job latency).
+        start_http_server(settings.worker_metrics_port)
+        ctx["metrics_started"] = True
     relay = OutboxRelay(sessionmaker, redis)
     relay.start()
     ctx.update(settings=settings, engine=engine, sessionmaker=sessionmaker, http=http, exact=exact, relay=relay,

@@ -13,7 +13,6 @@ from app import crypto
 from app.connections.models import ExactConnection
 from app.db.base import utcnow
 from app.exact.tokens import StoredToken
-from app.observability import CONNECTIONS_NEEDING_CONSENT
 
 
 class DatabaseTokenStore:
@@ -43,7 +42,6 @@ class DatabaseTokenStore:
         async with self._sessionmaker() as session, session.begin():
             await session.execute(update(ExactConnection).where(ExactConnection.id == connection_id).values(
                 state="needs_consent", state_reason=reason, updated_at=utcnow()))
-        CONNECTIONS_NEEDING_CONSENT.inc()
 
 
 async def save_token(session: AsyncSession, secret_key: str, connection_id: int, token: StoredToken) -> None:

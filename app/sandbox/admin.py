@@ -53,6 +53,12 @@ class IssueIn(BaseModel):
     user: str | None = None
 
 
+class DivisionIn(BaseModel):
+    code: int
+    description: str | None = None
+    user: str | None = None
+
+
 class ChainSelector(BaseModel):
     client_id: str | None = None
     user: str | None = None
@@ -88,7 +94,15 @@ class AdminApi:
         r.add_api_route("/tokens/expire-refresh", self.expire_refresh, methods=["POST"])
         r.add_api_route("/tokens/expire-access", self.expire_access, methods=["POST"])
         r.add_api_route("/records/{division}/{service}/{entity}", self.records, methods=["GET"])
+        r.add_api_route("/divisions", self.add_division, methods=["POST"], status_code=201)
         return r
+
+    async def add_division(self, body: DivisionIn) -> Response:
+        try:
+            self.state.add_division(body.code, body.description, body.user)
+        except ValueError as exc:
+            return _problem(409, str(exc))
+        return _json({"code": body.code}, status=201)
 
     async def info(self) -> Response:
         """The seed constants a developer needs to point Koppel at this sandbox."""

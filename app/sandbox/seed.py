@@ -205,6 +205,13 @@ def _division_record(code: int, description: str, customer: str, customer_name: 
     return record
 
 
+def extra_division(code: int, description: str, hid: int) -> tuple[dict, DivisionData]:
+    """Another Dutch division of the default licence, seeded like the first (for benchmarks
+    and tests that need several divisions)."""
+    return (_division_record(code, description, LICENCE_CUSTOMER_ID, "Voorbeeld Handel B.V.", hid, False),
+            _seed_division(code))
+
+
 def _seed_division(code: int) -> DivisionData:
     data = DivisionData(code)
     now = SEED_CREATED
@@ -327,7 +334,7 @@ def _seed_division(code: int) -> DivisionData:
         )
 
     first_customer = None
-    for acc_code, name, email, status, country, city, vat_number, condition, supplier in _ACCOUNTS_BY_DIVISION[code]:
+    for acc_code, name, email, status, country, city, vat_number, condition, supplier in _ACCOUNTS_BY_DIVISION.get(code, _ACCOUNTS_BY_DIVISION[DEFAULT_DIVISION]):
         account = data.insert(
             schema.ACCOUNTS,
             {

@@ -57,6 +57,17 @@ class SandboxState:
         self.monitor = RequestMonitor(self.limits)
         self.faults = FaultBook()
 
+    def add_division(self, code: int, description: str | None = None, user: str | None = None) -> None:
+        """Give a user (default: Jan) one more seeded division."""
+        if code in self.divisions:
+            raise ValueError(f"division {code} exists")
+        from app.sandbox.seed import extra_division
+
+        record, data = extra_division(code, description or f"Extra administratie {code}", 100000 + len(self.divisions))
+        self.divisions[code] = record
+        self.data[code] = data
+        self.resolve_user(user).divisions.append(code)
+
     # -- directory -----------------------------------------------------------------------
     def resolve_user(self, user: str | None = None) -> User:
         """A user by GUID or e-mail (case-insensitive); the default user when None."""

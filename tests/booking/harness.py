@@ -65,24 +65,31 @@ class Booked:
     api_key: str
 
 
-async def connect_sandbox(sessionmaker: async_sessionmaker[AsyncSession], state: SandboxState,
+async def connect_sandbox(sessionmaker: async_sessionmaker[AsyncSession], state: SandboxState | None,
                           http: httpx.AsyncClient, redis: Any, settings: Settings, *,
                           division: int = DEFAULT_DIVISION, name: str = "Webshop",
                           integration_settings: dict[str, Any] | None = None,
-                          tenant_id: int | None = None, connection_id: int | None = None) -> Booked:
+                          tenant_id: int | None = None, connection_id: int | None = None,
+                          base_url: str = SANDBOX_URL) -> Booked:
     """A tenant with an Exact connection to the sandbox (real tokens), reference data loaded
-    through the real client, an integration on `division`, and an operator key."""
+    through the real client, an integration on `division`, and an operator key.
+
+    `state` is the in-process sandbox; None means a sandbox server at `base_url`, whose
+    admin API issues the tokens."""
     async with sessionmaker() as session, session.begin():
         if tenant_id is None:
             tenant_id = (await create_tenant(session, f"{name} B.V.")).id
         if connection_id is None:
-            connection = ExactConnection(tenant_id=tenant_id, name=f"{name} Exact", base_url=SANDBOX_URL,
+            connection = ExactConnection(tenant_id=tenant_id, name=f"{name} Exact", base_url=base_url,
                                          client_id=settings.exact_client_id, state="active",
                                          created_at=utcnow(), updated_at=utcnow())
             session.add(connection)
             await session.flush()
             connection_id = connection.id
-            issued = state.issue_tokens()
+            if state is not None:
+                issued = state.issue_tokens()
+            else:
+                issued = (await http.post(f"{base_url}/sandbox/tokens/issue", json={})).json()
             await save_token(session, SECRET_KEY, connection_id, StoredToken(
                 issued["access_token"], issued["refresh_token"],
                 datetime.now(UTC) + timedelta(seconds=int(issued["expires_in"]))))

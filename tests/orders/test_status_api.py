@@ -99,9 +99,9 @@ async def test_openapi_docs_health_and_readiness(database_url, sessionmaker) -> 
         spec = (await client.get("/openapi.json")).json()
         health = await client.get("/healthz")
         ready = await client.get("/readyz")
-        metrics = await client.get("/metrics/")
+        metrics = await client.get("/metrics")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/webhooks/{source}/{integration_key}" in spec["paths"] and "/api/v1/orders" in spec["paths"]
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    assert "koppel_deliveries_total" in metrics.text
+    assert "koppel_deliveries_total" in metrics.text and "koppel_orders{state=\"queued\"}" in metrics.text
