@@ -78,16 +78,30 @@ def run(
 
 
 @cli.command()
-def demo(url: Annotated[str | None, typer.Option(help="Koppel's API (default: from var/demo.json)")] = None,
-         wait: Annotated[float, typer.Option(help="Seconds to wait for the orders to settle")] = 30.0) -> None:
-    """Post signed sample orders to the running `koppel run` and show where each ended up."""
+def demo(
+    url: Annotated[str | None, typer.Option(help="Koppel's API (default: the one in var/demo.json)")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the orders to settle")] = 30.0,
+    set_up: Annotated[bool, typer.Option("--set-up", help="First make the demo tenant, sandbox connection, "
+                                                        "integration and key (what `koppel run` does)")] = False,
+    sandbox_url: Annotated[str, typer.Option(help="With --set-up: the Exact sandbox")] = "http://127.0.0.1:8090",
+) -> None:
+    """Post signed sample orders to a running Koppel and show where each one ended up."""
     import httpx
 
     from app.demo import DEMO_FILE, load_demo_file, run_demo
+    from app.demo import set_up as make_demo
 
+    if set_up:
+        settings = _settings()
+        if not settings.redis_url:
+            raise typer.BadParameter("--set-up needs KOPPEL_REDIS_URL (Koppel's Redis)")
+        made = asyncio.run(make_demo(settings, api_url=(url or "http://127.0.0.1:8000").rstrip("/"),
+                                     sandbox_url=sandbox_url.rstrip("/"), redis_url=settings.redis_url))
+        typer.echo(f"demo integration {made['integration_id']}: webhook path {made['webhook_path']}, "
+                   f"secret {made['webhook_secret']}, API key {made['api_key']}\n")
     saved = load_demo_file()
     if saved is None:
-        typer.echo(f"no {DEMO_FILE}: start the service with `koppel run` first", err=True)
+        typer.echo(f"no {DEMO_FILE}: start the service with `koppel run` first (or pass --set-up)", err=True)
         raise typer.Exit(1)
     api_url = (url or saved["api_url"]).rstrip("/")
     try:
@@ -101,15 +115,15 @@ def demo(url: Annotated[str | None, typer.Option(help="Koppel's API (default: fr
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A plain text table; long cells are cut at 70 characters."""
-    def cell(value: Any) -> str:
+    """A plain text table; long cells are cut at 60 characters, except in the last column."""
+    def cell(value: Any, last: bool) -> str:
         text = "" if value is None else " ".join(str(value).split())
-        return text if len(text) <= 70 else text[:69] + "…"
+        return text if last or len(text) <= 60 else text[:59] + "…"
 
-    cells = [[cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    cells = [[cell(v, i == len(headers) - 1) for i, v in enumerate(row)] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+             "  ".join("-" * min(w, 60) for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
@@ -202,7 +216,7 @@ def orders_list(
 
     rows = asyncio.run(_in_transaction(work))
     typer.echo(table(
-        ["id", "integration", "order", "state", "total", "customer", "received", "Exact entry / error"],
+        ["id", "integration", "order", "state", "total", "customer", "received (UTC)", "Exact entry / error"],
         [[o.id, o.integration_id, o.order_number or o.source_order_id, o.state,
           "" if o.total is None else f"{o.currency or ''} {o.total}".strip(), o.customer_email or o.customer_name,
           o.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -225,7 +239,7 @@ def orders_reprocess(
     from app.orders.reprocess import NotReprocessable, reprocess
     from app.orders.states import REPROCESSABLE
 
-    if bool(ids) == bool(state):
+    if bool(ids) == bool(state) or (integration is not None and not state):
         raise typer.BadParameter("give order ids, or --state (and optionally --integration), not both")
     if state and state not in {s.value for s in REPROCESSABLE}:
         raise typer.BadParameter(f"--state must be one of {', '.join(sorted(s.value for s in REPROCESSABLE))}")
