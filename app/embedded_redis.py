@@ -75,8 +75,9 @@ def start_private_redis(port: int | None = None, timeout: float = 10.0) -> Priva
         # Queue keys carry TTLs; any eviction policy could drop jobs (see arq notes).
         "--maxmemory-policy", "noeviction",
     ]
+    # Its own session: a Ctrl-C in the terminal reaches our process, which stops Redis last.
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ})
+                            env={**os.environ}, start_new_session=True)
     server = PrivateRedis(proc, port, workdir)
     atexit.register(server.stop)
     deadline = time.monotonic() + timeout

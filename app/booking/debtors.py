@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.connections.models import DebtorLink
@@ -43,6 +43,12 @@ async def cached(session: AsyncSession, connection_id: int, division: int, key: 
     result = await session.execute(select(DebtorLink.account_id).where(
         DebtorLink.connection_id == connection_id, DebtorLink.division == division, DebtorLink.match_key == key))
     return result.scalar_one_or_none()
+
+
+async def forget_account(session: AsyncSession, connection_id: int, division: int, account_id: str) -> None:
+    await session.execute(delete(DebtorLink).where(
+        DebtorLink.connection_id == connection_id, DebtorLink.division == division,
+        DebtorLink.account_id == account_id))
 
 
 async def remember(session: AsyncSession, connection_id: int, division: int, key: str, account_id: str,
@@ -84,6 +90,7 @@ class DebtorResolver:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], exact: ExactSession, connection_id: int,
                  division: int) -> None:
         self.sessionmaker = sessionmaker
+        self.from_cache = False  # whether the last resolve() answered from the remembered links
         self.exact = exact
         self.connection_id = connection_id
         self.division = division
@@ -101,7 +108,9 @@ class DebtorResolver:
 
     async def _cached(self, key: str) -> str | None:
         async with self.sessionmaker() as db:
-            return await cached(db, self.connection_id, self.division, key)
+            found = await cached(db, self.connection_id, self.division, key)
+        self.from_cache = found is not None
+        return found
 
     async def _remember(self, key: str, account_id: str, code: str | None, created: bool) -> None:
         async with self.sessionmaker() as db, db.begin():

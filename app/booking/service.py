@@ -30,7 +30,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.booking.debtors import DebtorResolver
+from app.booking.debtors import DebtorResolver, forget_account
 from app.booking.plan import BookingConfigError, EntryPlan, plan_entry
 from app.booking.targets import BookingContext, target_for
 from app.connections import reference
@@ -68,6 +68,14 @@ class Claim:
     connection: ExactConnection
     create_sent_at: datetime | None
     debtor_id: str | None
+    debtor_remembered: bool = False
+
+
+_CUSTOMER_WORDS = ("factuur voor", "besteld door", "relatie", "customer", "orderedby", "invoice to")
+
+
+def _about_the_customer(message: str) -> bool:
+    return any(word in message.lower() for word in _CUSTOMER_WORDS)
 
 
 def backoff_ms(attempt: int, *, base_ms: int = 5_000, cap_ms: int = 600_000) -> int:
@@ -123,6 +131,12 @@ class BookingService:
         except BookingConfigError as exc:
             return await self._failed(claim, exact.calls, exc.code, exc.message, retryable=False)
         except ExactValidationError as exc:
+            if claim.debtor_remembered and _about_the_customer(exc.message):
+                # A remembered debtor that Exact no longer accepts (deleted or blocked
+                # there): forget it and find or create the debtor again, once.
+                await self._forget_debtor(claim)
+                return await self._retry(claim, exact.calls, f"Exact no longer accepts the remembered debtor "
+                                         f"({exc.message}); looking it up again", None)
             return await self._failed(claim, exact.calls, "exact_rejected",
                                       f"Exact refused the document: {exc.message}", retryable=False)
         except ExactError as exc:
@@ -174,9 +188,11 @@ class BookingService:
                 return existing, True
         plan = plan_entry(order, settings)
         debtor_id = claim.debtor_id
+        claim.debtor_remembered = debtor_id is not None
         if debtor_id is None:
             resolver = DebtorResolver(self.sessionmaker, exact, claim.connection.id, claim.integration.division)
             debtor_id = await resolver.resolve(order, settings, plan.kind)
+            claim.debtor_remembered = resolver.from_cache
             async with self.sessionmaker() as db, db.begin():
                 (await orders.get_order(db, claim.order_id)).exact_debtor_id = debtor_id
 
@@ -203,6 +219,13 @@ class BookingService:
                                 ("gl_account",))
         async with self.sessionmaker() as db:
             return await reference.lookup(db, claim.connection.id, claim.integration.division, "gl_account")
+
+    async def _forget_debtor(self, claim: Claim) -> None:
+        async with self.sessionmaker() as db, db.begin():
+            order = await orders.get_order(db, claim.order_id)
+            if order is not None and order.exact_debtor_id:
+                await forget_account(db, claim.connection.id, claim.integration.division, order.exact_debtor_id)
+                order.exact_debtor_id = None
 
     # ------------------------------------------------------------------- outcomes
 

@@ -11,7 +11,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-ROOT = Path(__file__).resolve().parents[2]
+def _project_root() -> Path:
+    """Where alembic.ini and migrations/ are: the source checkout (also for an editable
+    install), else the working directory (the Docker image runs from its copy of them)."""
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / "alembic.ini").is_file() and (candidate / "migrations").is_dir():
+            return candidate
+    raise RuntimeError("alembic.ini and migrations/ not found; run Koppel from its project directory")
+
+
+ROOT = _project_root()
 
 
 def alembic_config(database_url: str) -> Config:

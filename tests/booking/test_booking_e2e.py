@@ -226,3 +226,23 @@ async def test_dead_refresh_token_parks_orders_waiting_for_consent(database_url,
     async with sessionmaker() as session:
         connection = await session.get(ExactConnection, shop.connection_id)
     assert connection.state == "needs_consent"
+
+
+async def test_a_remembered_debtor_deleted_in_exact_is_found_again(database_url, sessionmaker, redis_client,
+                                                                   redis_url, sandbox, sandbox_client) -> None:
+    settings = e2e_settings(database_url, redis_url)
+    shop = await connect_sandbox(sessionmaker, sandbox, sandbox_client, redis_client, settings)
+    async with running_app(database_url, redis_url) as api:
+        first = await deliver(api, shop, INCL)
+        async with running_worker(settings, sandbox_client):
+            debtor = (await wait_for_states(sessionmaker, [first]))[first].exact_debtor_id
+            token = sandbox.issue_tokens()["access_token"]
+            deleted = await sandbox_client.delete(f"/api/v1/{DEFAULT_DIVISION}/crm/Accounts(guid'{debtor}')",
+                                                  headers={"Authorization": f"Bearer {token}"})
+            assert deleted.status_code == 204
+            second = await deliver(api, shop, order(**{**INCL, "source_order_id": "A-7", "order_number": "WEB-1007"}))
+            done = await wait_for_states(sessionmaker, [second])
+    assert done[second].state == "booked", done[second].error_message
+    assert done[second].exact_debtor_id not in (None, debtor)
+    [entry] = entries_by_ref(sandbox)["WEB-1007"]
+    assert entry["Customer"] == done[second].exact_debtor_id
