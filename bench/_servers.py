@@ -54,5 +54,6 @@ def process(args: list[str], env: dict[str, str] | None = None, ready_url: str |
 
 def uvicorn(app: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/docs"):  # type: ignore[no-untyped-def]
     args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+            "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+            "--timeout-keep-alive", "30"]
     return process(args, env=env, ready_url=f"http://127.0.0.1:{port}{ready_path}")

@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def _json_dumps(value: Any) -> str:
+    # orjson: JSON columns are written on every delivery; Decimal (should one slip in) as text.
+    return orjson.dumps(value, default=str).decode()
 
 
 def create_engine(url: str, *, pool_size: int = 10, lock_timeout_ms: int = 5000,
@@ -17,7 +23,11 @@ def create_engine(url: str, *, pool_size: int = 10, lock_timeout_ms: int = 5000,
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, lock_timeout_ms=lock_timeout_ms, echo=echo)
-    kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+    # No pre-ping: it would cost a round trip on every checkout of the webhook path. A
+    # connection that died with a server restart fails once; the webhook answers 503 (the
+    # sender retries) and a job retries, and the pool replaces the connection.
+    kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 1800,
+                              "json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_driver_name() == "asyncpg":
         kwargs["connect_args"] = {
             "timeout": 5,
@@ -31,7 +41,8 @@ def _sqlite_engine(url: str, *, lock_timeout_ms: int, echo: bool) -> AsyncEngine
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": lock_timeout_ms / 1000})
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": lock_timeout_ms / 1000},
+                                 json_serializer=_json_dumps, json_deserializer=orjson.loads)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
