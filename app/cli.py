@@ -15,6 +15,25 @@ admin = typer.Typer(help="Tenants, integrations and API keys.", no_args_is_help=
 orders_cli = typer.Typer(help="Find and reprocess orders.", no_args_is_help=True)
 cli.add_typer(admin, name="admin")
 cli.add_typer(orders_cli, name="orders")
+reference_cli = typer.Typer(help="Exact reference data (VAT codes, GL accounts, journals, …).", no_args_is_help=True)
+cli.add_typer(reference_cli, name="reference")
+
+
+@reference_cli.command("refresh")
+def reference_refresh(
+    connection: Annotated[int, typer.Option(help="Exact connection id")],
+    division: Annotated[int, typer.Option(help="Exact division number")],
+) -> None:
+    """Reload one division's reference data from Exact (through the shared rate budget)."""
+    from app.connections.service import refresh_reference_once
+    from app.exact.errors import ExactError
+
+    try:
+        counts = asyncio.run(refresh_reference_once(_settings(), connection, division))
+    except (ValueError, LookupError, ExactError) as exc:
+        typer.echo(f"not refreshed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"connection_id": connection, "division": division, "counts": counts}))
 
 
 def _settings() -> Settings:

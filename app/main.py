@@ -12,9 +12,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from app.connections.endpoints import callback_router as exact_callback_router
+from app.connections.endpoints import close_exact_http, open_exact_http
+from app.connections.endpoints import router as connections_router
+from app.dashboard.routes import install as install_dashboard
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import current_revision, head_revision
 from app.deps import Resources
+from app.integrations.endpoints import router as integrations_router
 from app.observability import configure_logging, refresh_gauges
 from app.orders.endpoints import router as orders_router
 from app.orders.outbox import OutboxRelay
@@ -25,8 +30,10 @@ from app.webhooks.endpoints import router as webhooks_router
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, redis_url: str | None = None) -> FastAPI:
-    """Build the API. `redis_url` overrides the settings (embedded mode passes its private one)."""
+def create_app(settings: Settings | None = None, *, redis_url: str | None = None,
+               exact_http: object | None = None) -> FastAPI:
+    """Build the API. `redis_url` overrides the settings (embedded mode passes its private one);
+    `exact_http` is the httpx client for Exact (tests pass one wired to the sandbox)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -45,9 +52,11 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
             res.relay = OutboxRelay(res.sessionmaker, res.redis)
             res.relay.start()
         app.state.resources = res
+        open_exact_http(app, settings, exact_http)  # one httpx client for Exact per process
         try:
             yield
         finally:
+            await close_exact_http(app)
             if res.relay is not None:
                 await res.relay.stop()
             if res.redis is not None:
@@ -62,6 +71,10 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     )
     app.include_router(webhooks_router)
     app.include_router(orders_router)
+    install_dashboard(app)
+    app.include_router(connections_router)
+    app.include_router(exact_callback_router)
+    app.include_router(integrations_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

@@ -127,3 +127,22 @@ def _structlog_defaults() -> Iterator[None]:
 
     yield
     structlog.reset_defaults()
+
+
+# --- the bundled Exact Online sandbox, in-process -----------------------------------------
+
+
+@pytest.fixture
+def sandbox():  # type: ignore[no-untyped-def]
+    from app.sandbox import SandboxState
+
+    return SandboxState()
+
+
+@pytest.fixture
+async def sandbox_client(sandbox):  # type: ignore[no-untyped-def]
+    """An httpx client whose requests reach the sandbox app (as the worker's client would reach Exact)."""
+    from tests.booking.harness import sandbox_http
+
+    async with sandbox_http(sandbox) as client:
+        yield client

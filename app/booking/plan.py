@@ -61,7 +61,17 @@ def _gl_for(kind: PartKind, rule_gl: str | None, settings: IntegrationSettings) 
     return specific or rule_gl or settings.revenue_gl
 
 
+def check_target(settings: IntegrationSettings) -> None:
+    """Refuse a target set-up that Exact would refuse, before any call to Exact is made."""
+    if settings.target_document == "sales_invoice" and settings.invoice_type == 8023 and not settings.warehouse:
+        raise BookingConfigError(
+            "warehouse_required",
+            "a direct sales invoice (type 8023) takes the goods out of a warehouse, but the integration "
+            "has no warehouse: set its warehouse (an Exact warehouse code) or book as type 8020; not booked")
+
+
 def plan_entry(order: CanonicalOrder, settings: IntegrationSettings) -> EntryPlan:
+    check_target(settings)
     kind = classify(order, settings)
     destination = vat_destination(order, settings)
     lines: list[PlannedLine] = []

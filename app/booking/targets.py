@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.booking import sales_entry
+from app.booking import sales_entry, sales_invoice, sales_order
 from app.booking.plan import BookingConfigError, EntryPlan
 from app.connections.models import ReferenceItem
 from app.exact.client import ExactSession
@@ -65,7 +65,45 @@ class SalesEntryTarget:
         return str(document.get("EntryID")), str(document.get("EntryNumber") or "")
 
 
-TARGETS: dict[str, Target] = {"sales_entry": SalesEntryTarget()}
+class SalesInvoiceTarget:
+    """`salesinvoice/SalesInvoices`, type 8020 or 8023, left open (never printed or sent)."""
+
+    document_type = "sales_invoice"
+
+    async def find(self, exact: ExactSession, settings: IntegrationSettings,
+                   order: CanonicalOrder) -> dict[str, Any] | None:
+        return await sales_invoice.find(exact, settings, order)
+
+    async def create(self, ctx: BookingContext) -> dict[str, Any]:
+        return await sales_invoice.create(ctx)
+
+    def identify(self, document: dict[str, Any]) -> tuple[str, str]:
+        return sales_invoice.identify(document)
+
+
+class SalesOrderTarget:
+    """`salesorder/SalesOrders`, with the integration's warehouse and the delivery address."""
+
+    document_type = "sales_order"
+
+    async def find(self, exact: ExactSession, settings: IntegrationSettings,
+                   order: CanonicalOrder) -> dict[str, Any] | None:
+        return await sales_order.find(exact, settings, order)
+
+    async def create(self, ctx: BookingContext) -> dict[str, Any]:
+        return await sales_order.create(ctx)
+
+    def identify(self, document: dict[str, Any]) -> tuple[str, str]:
+        return sales_order.identify(document)
+
+
+# `IntegrationSettings.target_document` → target. A bench or test books each kind of
+# document by setting only `target_document` (8023 invoices also need `warehouse`).
+TARGETS: dict[str, Target] = {
+    "sales_entry": SalesEntryTarget(),
+    "sales_invoice": SalesInvoiceTarget(),
+    "sales_order": SalesOrderTarget(),
+}
 
 
 def target_for(settings: IntegrationSettings) -> Target:

@@ -67,3 +67,53 @@ class DebtorLink(Base):
     account_code: Mapped[str | None] = mapped_column(String(32))
     created_by_koppel: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExactLink(Base):
+    """Something Koppel matched or created in Exact, by its own key → the Exact ID, per division.
+
+    Kinds: ``item`` (key: the item code, case-folded, as Exact compares codes), ``warehouse``
+    (key: the warehouse code) and ``delivery_address`` (key: the debtor's ID and a hash of the
+    address). Koppel never changes what it links to; a stale link (the object was deleted in
+    Exact) is dropped when Exact refuses the reference, and found or created again next time.
+    """
+
+    __tablename__ = "exact_links"
+    __table_args__ = (UniqueConstraint("connection_id", "division", "kind", "match_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("exact_connections.id"), index=True)
+    division: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    match_key: Mapped[str] = mapped_column(String(330))
+    exact_id: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str | None] = mapped_column(String(64))  # as Exact spells it, for people
+    # True: Koppel created it; False: it already existed; None: Exact did not say (addresses).
+    created_by_koppel: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExactDivision(Base):
+    """A division (administration) one connection's Exact user may open, from ``system/Divisions``.
+
+    Re-read at every consent and nightly; a division that disappeared from the list stays
+    (integrations may point at it) with ``available`` false.
+    """
+
+    __tablename__ = "exact_divisions"
+    __table_args__ = (UniqueConstraint("connection_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("exact_connections.id"), index=True)
+    code: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str | None] = mapped_column(String(300))
+    country: Mapped[str | None] = mapped_column(String(8))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    customer_name: Mapped[str | None] = mapped_column(String(300))
+    vat_number: Mapped[str | None] = mapped_column(String(40))
+    is_main: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The Exact user's current division when last read (what Exact opens by default).
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -36,25 +36,88 @@ class ReferenceKind:
     id_field: str | None = "ID"
 
 
+# Exact's VATCodes.Type: B 0 % (base only), E excluding, I including, N no VAT.
+VAT_TYPES = {"B": "zero", "E": "excl", "I": "incl", "N": "none"}
+# EUSalesListing (the ICP / EU sales list): L goods, S services, T triangulation, N none.
+EU_LISTINGS = {"L": "goods", "S": "services", "T": "triangulation", "N": "none"}
+# Journals.Type
+JOURNAL_TYPES = {10: "cash", 12: "bank", 16: "payment_service", 20: "sales", 21: "return_invoice",
+                 22: "purchase", 90: "general"}
+GL_REVENUE_TYPE = 110  # GLAccounts.Type "Revenue"; with BalanceType W (profit & loss)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _vat_code(r: dict[str, Any]) -> dict[str, Any]:
+    listing = r.get("EUSalesListing") or None
+    return {
+        "percentage": _percent(r.get("Percentage")),
+        "type": r.get("Type"),
+        "vat_type": VAT_TYPES.get(r.get("Type") or ""),
+        "transaction_type": r.get("VATTransactionType"),
+        "sales": (r.get("VATTransactionType") or "S") in ("S", "B"),
+        "eu_sales_listing": listing,
+        "eu_listing": EU_LISTINGS.get(listing or "N", listing),
+        "icp": listing in ("L", "S", "T"),
+        "charged": bool(r.get("Charged")),
+        "oss_country": (r.get("OssCountry") or "").strip().upper() or None,
+        "blocked": bool(r.get("IsBlocked")),
+    }
+
+
+def _gl_account(r: dict[str, Any]) -> dict[str, Any]:
+    gl_type, balance = _int(r.get("Type")), r.get("BalanceType")
+    return {
+        "type": gl_type,
+        "type_description": r.get("TypeDescription"),
+        "balance_type": balance,
+        "profit_loss": balance == "W",
+        "revenue": gl_type == GL_REVENUE_TYPE and balance == "W",
+        "vat_code": (r.get("VATCode") or "").strip() or None,
+        "cost_center_mandatory": _int(r.get("UseCostcenter")) == 1,
+        "cost_unit_mandatory": _int(r.get("UseCostunit")) == 1,
+        "blocked": bool(r.get("IsBlocked")),
+    }
+
+
+def _journal(r: dict[str, Any]) -> dict[str, Any]:
+    journal_type = _int(r.get("Type"))
+    return {"type": journal_type, "type_name": JOURNAL_TYPES.get(journal_type or -1, "other"),
+            "currency": r.get("Currency"), "blocked": bool(r.get("IsBlocked"))}
+
+
 KINDS: dict[str, ReferenceKind] = {
     kind.kind: kind
     for kind in (
         ReferenceKind("vat_code", "vat/VATCodes",
-                      "ID,Code,Description,Type,Percentage,VATTransactionType,EUSalesListing,OssCountry,IsBlocked",
-                      "Code", lambda r: {"percentage": _percent(r.get("Percentage")), "type": r.get("Type"),
-                                         "transaction_type": r.get("VATTransactionType"),
-                                         "eu_sales_listing": r.get("EUSalesListing"),
-                                         "oss_country": r.get("OssCountry"), "blocked": bool(r.get("IsBlocked"))}),
-        ReferenceKind("gl_account", "financial/GLAccounts", "ID,Code,Description,Type,BalanceType,IsBlocked",
-                      "Code", lambda r: {"type": r.get("Type"), "balance_type": r.get("BalanceType"),
-                                         "blocked": bool(r.get("IsBlocked"))}),
-        ReferenceKind("journal", "financial/Journals", "ID,Code,Description,Type,IsBlocked", "Code",
-                      lambda r: {"type": r.get("Type"), "blocked": bool(r.get("IsBlocked"))}),
-        ReferenceKind("payment_condition", "cashflow/PaymentConditions", "ID,Code,Description,PaymentDays",
-                      "Code", lambda r: {"payment_days": r.get("PaymentDays")}),
+                      "ID,Code,Description,Type,Percentage,VATTransactionType,EUSalesListing,Charged,OssCountry,"
+                      "IsBlocked", "Code", _vat_code),
+        ReferenceKind("gl_account", "financial/GLAccounts",
+                      "ID,Code,Description,Type,TypeDescription,BalanceType,VATCode,UseCostcenter,UseCostunit,"
+                      "IsBlocked", "Code", _gl_account),
+        ReferenceKind("journal", "financial/Journals", "ID,Code,Description,Type,Currency,IsBlocked", "Code",
+                      _journal),
+        ReferenceKind("payment_condition", "cashflow/PaymentConditions",
+                      "ID,Code,Description,PaymentDays,PaymentMethod", "Code",
+                      lambda r: {"payment_days": r.get("PaymentDays"), "payment_method": r.get("PaymentMethod")}),
+        ReferenceKind("warehouse", "inventory/Warehouses", "ID,Code,Description,Main", "Code",
+                      lambda r: {"main": bool(r.get("Main"))}),
+        ReferenceKind("cost_center", "hrm/CostCenters", "ID,Code,Description,Active", "Code",
+                      lambda r: {"active": r.get("Active") is not False, "blocked": r.get("Active") is False}),
+        ReferenceKind("cost_unit", "hrm/CostUnits", "ID,Code,Description", "Code", lambda r: {}),
+        ReferenceKind("project", "project/Projects", "ID,Code,Description,Type,TypeDescription,AccountName",
+                      "Code", lambda r: {"type": _int(r.get("Type")), "type_description": r.get("TypeDescription"),
+                                         "account_name": r.get("AccountName")}),
     )
 }
 BOOKING_KINDS = ("vat_code", "gl_account", "journal", "payment_condition")
+# Everything a configuration screen offers (and the nightly refresh keeps current).
+ALL_KINDS = tuple(KINDS)
 
 
 async def fetch(exact: ExactSession, kinds: tuple[str, ...] = BOOKING_KINDS) -> dict[str, list[dict[str, Any]]]:

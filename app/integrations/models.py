@@ -28,3 +28,20 @@ class Integration(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class IntegrationAudit(Base):
+    """One change to an integration: who (API key), when, and the configuration before/after."""
+
+    __tablename__ = "integration_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"), index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    actor: Mapped[str] = mapped_column(String(300))  # "API key 7 (ops)", "cli", …
+    action: Mapped[str] = mapped_column(String(32))  # created | updated | paused | enabled
+    changed: Mapped[list[str]] = mapped_column(JSONType, default=list)  # top-level keys that changed
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

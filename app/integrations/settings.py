@@ -68,6 +68,35 @@ class IntegrationSettings(BaseModel):
     # except ICP orders, which always need the real customer.
     fixed_debtors: dict[str, str] = Field(default_factory=dict)
 
+    # Sales invoices and sales orders (target_document "sales_invoice" / "sales_order").
+    # 8020 is an ordinary sales invoice; 8023 a direct sales invoice, which takes the goods out
+    # of `warehouse` and is refused without one.
+    invoice_type: Literal[8020, 8023] = 8020
+    # Exact warehouse: its code ("1") or its ID. Used by 8023 invoices and by sales orders.
+    warehouse: str | None = None
+    # True: every invoice line gets the revenue GL of the mapping (as sales entries do).
+    # False: no GL on the line, so the item (or its item group) decides.
+    ledger_mapping: bool = True
+    # Exact items for the parts of an order that are not products; found or created once per
+    # division. Product lines use the SKU as item code (see app/booking/items.py).
+    shipping_item_code: str = Field(default="KOPPEL-VERZEND", min_length=1, max_length=30)
+    payment_costs_item_code: str = Field(default="KOPPEL-BETAALKOSTEN", min_length=1, max_length=30)
+    discount_item_code: str = Field(default="KOPPEL-KORTING", min_length=1, max_length=30)
+    rounding_item_code: str = Field(default="KOPPEL-AFRONDING", min_length=1, max_length=30)
+
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _warehouse(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return str(value).strip() or None
+
+    @field_validator("shipping_item_code", "payment_costs_item_code", "discount_item_code",
+                     "rounding_item_code", mode="before")
+    @classmethod
+    def _item_code(cls, value: str) -> str:
+        return str(value).strip()
+
     @field_validator("home_country", mode="before")
     @classmethod
     def _home(cls, value: str) -> str:

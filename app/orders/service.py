@@ -25,6 +25,10 @@ from app.orders.states import OrderState
 
 log = structlog.get_logger(__name__)
 
+PAUSED = "integration_paused"
+PAUSED_MESSAGE = ("the integration is paused: the order passed its checks and waits; it is queued "
+                  "when the integration is enabled again")
+
 
 def integration_settings(integration: Integration) -> IntegrationSettings:
     return IntegrationSettings.model_validate(integration.settings or {})
@@ -68,6 +72,8 @@ class Evaluation:
 class EvaluationInputs:
     vat_codes: dict[str, VatCodeInfo] | None
     duplicate_of: str | None
+    # The integration is paused: the order is stored and checked, but waits instead of queueing.
+    paused: bool = False
 
 
 async def evaluation_inputs(session: AsyncSession, integration: Integration, order_number: str,
@@ -76,7 +82,8 @@ async def evaluation_inputs(session: AsyncSession, integration: Integration, ord
     if vat_codes is None and integration.connection_id is not None and integration.division is not None:
         vat_codes = await connections.vat_codes(session, integration.connection_id, integration.division)
     duplicate = await orders.booked_with_number(session, order_number, order_id, integration)
-    return EvaluationInputs(vat_codes, f"order {duplicate}" if duplicate is not None else None)
+    return EvaluationInputs(vat_codes, f"order {duplicate}" if duplicate is not None else None,
+                            paused=integration.enabled is False)
 
 
 def evaluate(canonical: CanonicalOrder, settings: IntegrationSettings, inputs: EvaluationInputs) -> Evaluation:
@@ -98,6 +105,10 @@ def evaluate(canonical: CanonicalOrder, settings: IntegrationSettings, inputs: E
                           events=[("checks_failed", message, None)])
     checks = [result.as_dict() for result in results]
     failure = first_failure(results)
+    if failure is None and inputs.paused:
+        message = PAUSED_MESSAGE
+        return Evaluation(OrderState.WAITING, checks=checks, error_code=PAUSED, error_message=message,
+                          retryable=True, events=[("waiting", message, None)])
     if failure is None:
         return Evaluation(OrderState.QUEUED, checks=checks)
     failures = [result for result in results if not result.ok]

@@ -54,52 +54,34 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from app.integrations.settings import IntegrationSettings
-from app.orders.canonical import CENT, CanonicalOrder, normalise_country, to_decimal
+from app.orders.canonical import CENT, CanonicalOrder, normalise_country
+from app.sources._common import ZERO, canonical_order, known_rate, unit_price
+from app.sources._common import amount as _read_amount
+from app.sources._common import as_list as _list
+from app.sources._common import cents as _cents
+from app.sources._common import clean_vat as _clean_vat
+from app.sources._common import header as _header
+from app.sources._common import join as _join
+from app.sources._common import percent as _percent
+from app.sources._common import spread as _spread
+from app.sources._common import text as _text
 from app.sources.base import MappingError, SignatureError, SourceAdapter
 
 DEFAULT_PROCESSABLE_STATUSES = ["paid"]
 
 SIGNATURE_HEADER = "x-signature"
 DEFAULT_CURRENCY = "EUR"
-
-KNOWN_RATES = tuple(Decimal(r) for r in (
-    "0", "2.1", "2.5", "2.6", "3", "3.7", "3.8", "4", "5", "5.5", "6", "7", "7.7", "8", "8.1",
-    "9", "9.5", "10", "12", "13", "13.5", "14", "15", "16", "17", "18", "19", "20", "21", "22",
-    "23", "24", "25", "25.5", "27",
-))
-
-ZERO = Decimal(0)
+# Why a rate cannot be computed for an amount incl. VAT whose amount excl. VAT is zero.
+ZERO_EXCL = "an amount incl. VAT on a zero amount excl. VAT"
 
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-Signature` value Lightspeed sends for `body` (used by demo and tests)."""
     return hashlib.md5(body + secret.encode()).hexdigest()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _text(value: Any) -> str | None:
-    """A string, or None for null, `false`, "" and other non-text values."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
-
-
-def _join(*parts: Any, sep: str = " ") -> str | None:
-    return sep.join(p for p in (_text(part) for part in parts) if p) or None
 
 
 def _absent(value: Any) -> bool:
@@ -108,78 +90,8 @@ def _absent(value: Any) -> bool:
 
 
 def _amount(value: Any, field: str, *, required: bool = False) -> Decimal:
-    if _absent(value):
-        if required:
-            raise MappingError(field, "amount is missing")
-        return ZERO
-    try:
-        return to_decimal(value)
-    except ValueError as exc:
-        raise MappingError(field, str(exc)) from exc
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, ROUND_HALF_UP)
-
-
-def _percent(value: Decimal) -> Decimal:
-    value = value.quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def known_rate(excl: Decimal, incl: Decimal, field: str) -> Decimal:
-    """The known VAT rate that turns `excl` into `incl` (both rounded), or MappingError."""
-    if excl == 0:
-        if incl == 0:
-            return ZERO
-        raise MappingError(field, "an amount incl. VAT on a zero amount excl. VAT")
-    computed = (incl - excl) / excl * 100
-    margin = Decimal(1) / abs(excl) + Decimal("0.01")
-    best = min(KNOWN_RATES, key=lambda rate: abs(rate - computed))
-    if abs(best - computed) > margin:
-        raise MappingError(field, f"VAT rate {computed:.2f}% is not a known rate")
-    return _percent(best)
-
-
-def unit_price(amount: Decimal, quantity: Decimal, field: str) -> Decimal:
-    """A unit price that, times the quantity, gives `amount` back to the cent."""
-    if quantity == 0:
-        if amount == 0:
-            return ZERO
-        raise MappingError(f"{field}.quantityOrdered", "quantity 0 with a non-zero amount")
-    exact = amount / quantity
-    candidates = [exact.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP) for places in range(2, 11)]
-    for unit in candidates:  # fewest decimals that give the amount exactly
-        if quantity * unit == amount:
-            return unit
-    for unit in candidates:  # else fewest that round back to it (half up and half even alike)
-        product = quantity * unit
-        if product.quantize(CENT, ROUND_HALF_UP) == amount == product.quantize(CENT, ROUND_HALF_EVEN):
-            return unit
-    return exact
-
-
-def _spread(amount: Decimal, weights: list[tuple[Decimal, Decimal]]) -> list[tuple[Decimal, Decimal]]:
-    """Split `amount` over (rate, weight) pairs in proportion to the weights, to the cent."""
-    by_rate: dict[Decimal, Decimal] = {}
-    for rate, weight in weights:
-        by_rate[rate] = by_rate.get(rate, ZERO) + weight
-    total = sum(by_rate.values(), ZERO)
-    if not by_rate or total == 0:
-        return [(weights[0][0] if weights else ZERO, amount)]
-    parts: list[tuple[Decimal, Decimal]] = []
-    left = amount
-    rates = list(by_rate)
-    for rate in rates[:-1]:
-        share = _cents(amount * by_rate[rate] / total)
-        parts.append((rate, share))
-        left -= share
-    parts.append((rates[-1], left))
-    return [(rate, share) for rate, share in parts if share != 0]
+    """An amount, reading Lightspeed's `false` as absent like null."""
+    return _read_amount(None if value is False else value, field, required=required)
 
 
 def embedded_products(order: dict[str, Any]) -> list[Any] | None:
@@ -213,19 +125,7 @@ class LightspeedAdapter(SourceAdapter):
             payload = payload["order"]
         if not isinstance(payload, dict):
             raise MappingError("body", "expected a JSON object with a Lightspeed order")
-        source_id = _text(payload.get("id"))
-        try:
-            if source_id is None:
-                raise MappingError("id", "the order has no id")
-            data = _OrderMapping(payload, settings).build()
-            try:
-                return CanonicalOrder.model_validate(data)
-            except ValidationError as exc:
-                raise MappingError.from_validation(exc) from exc
-        except MappingError as exc:
-            if exc.source_order_id is None:
-                exc.source_order_id = source_id
-            raise
+        return canonical_order(_text(payload.get("id")), lambda: _OrderMapping(payload, settings).build())
 
 
 class _OrderMapping:
@@ -360,7 +260,7 @@ class _OrderMapping:
         rates = [r for r in _list(item.get(f"{key}s")) if isinstance(r, dict)]
         if rates:
             return _percent(sum((_amount(r.get("rate"), f"{field}{key}s.rate") for r in rates), ZERO) * 100)
-        return known_rate(pair[0], pair[1], f"{field}{key}")
+        return known_rate(pair[0], pair[1] - pair[0], f"{field}{key}", zero_net=ZERO_EXCL)
 
     def _lines(self) -> tuple[list[dict[str, Any]], list[tuple[Decimal, Decimal]],
                               dict[Decimal, Decimal], bool]:
@@ -394,7 +294,8 @@ class _OrderMapping:
             sku = _text(product.get("sku")) or _text(product.get("articleCode")) or _text(product.get("ean"))
             amount = self._conv(pair)
             lines.append({"sku": sku, "name": name, "quantity": quantity,
-                          "unit_price": unit_price(amount, quantity, f"products[{i}]"), "vat_rate": rate})
+                          "unit_price": unit_price(amount, quantity, f"products[{i}].quantityOrdered"),
+                          "vat_rate": rate})
             weights.append(pair)
         return lines, weights, discounts, any_discount
 
@@ -409,6 +310,3 @@ class _OrderMapping:
         return [{"description": _text(self.order.get(f"{stem}Title")), "amount": amount,
                  "vat_rate": rate}], discounted
 
-
-def _clean_vat(value: str | None) -> str | None:
-    return "".join(ch for ch in value if ch not in " .-").upper() if value else None

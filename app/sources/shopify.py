@@ -46,18 +46,23 @@ Mapping decisions:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from app.integrations.settings import IntegrationSettings
-from app.orders.canonical import CENT, CanonicalOrder, normalise_country, to_decimal
+from app.orders.canonical import CanonicalOrder, normalise_country
+from app.sources._common import ZERO, canonical_order, clean_vat, hmac_sha256_base64
+from app.sources._common import amount as _amount
+from app.sources._common import as_list as _list
+from app.sources._common import cents as _cents
+from app.sources._common import header as _header
+from app.sources._common import join as _join
+from app.sources._common import percent as _percent
+from app.sources._common import spread as _spread
+from app.sources._common import text as _text
 from app.sources.base import MappingError, SignatureError, SourceAdapter
 
 DEFAULT_PROCESSABLE_STATUSES = ["paid"]
@@ -69,76 +74,10 @@ WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
 # note_attributes names (after normalisation) that carry the customer's VAT number.
 VAT_ATTRIBUTE_NAMES = ("vat_number", "btw_nummer", "vat_id")
 
-ZERO = Decimal(0)
-
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-Shopify-Hmac-Sha256` value Shopify sends for `body` (used by demo and tests)."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
-
-
-def _join(*parts: Any) -> str | None:
-    return " ".join(p for p in (_text(part) for part in parts) if p) or None
-
-
-def _amount(value: Any, field: str, *, required: bool = True) -> Decimal:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise MappingError(field, "amount is missing")
-        return ZERO
-    try:
-        return to_decimal(value)
-    except ValueError as exc:
-        raise MappingError(field, str(exc)) from exc
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, ROUND_HALF_UP)
-
-
-def _percent(value: Decimal) -> Decimal:
-    value = value.quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _spread(amount: Decimal, weights: list[tuple[Decimal, Decimal]]) -> list[tuple[Decimal, Decimal]]:
-    """Split `amount` over (rate, weight) pairs in proportion to the weights, to the cent."""
-    by_rate: dict[Decimal, Decimal] = {}
-    for rate, weight in weights:
-        by_rate[rate] = by_rate.get(rate, ZERO) + weight
-    total = sum(by_rate.values(), ZERO)
-    if not by_rate or total == 0:
-        first = weights[0][0] if weights else ZERO
-        return [(first, amount)]
-    parts: list[tuple[Decimal, Decimal]] = []
-    left = amount
-    rates = list(by_rate)
-    for rate in rates[:-1]:
-        share = _cents(amount * by_rate[rate] / total)
-        parts.append((rate, share))
-        left -= share
-    parts.append((rates[-1], left))
-    return [(rate, share) for rate, share in parts if share != 0]
+    return hmac_sha256_base64(secret, body)
 
 
 def vat_number_from_attributes(attributes: Any) -> str | None:
@@ -152,7 +91,7 @@ def vat_number_from_attributes(attributes: Any) -> str | None:
         key = name.lower().replace(" ", "_").replace("-", "_")
         value = _text(attribute.get("value"))
         if key in VAT_ATTRIBUTE_NAMES and value:
-            return "".join(ch for ch in value if ch not in " .-").upper()
+            return clean_vat(value)
     return None
 
 
@@ -180,19 +119,7 @@ class ShopifyAdapter(SourceAdapter):
             payload = payload["order"]
         if not isinstance(payload, dict):
             raise MappingError("body", "expected a JSON object with a Shopify order")
-        source_id = _text(payload.get("id"))
-        try:
-            if source_id is None:
-                raise MappingError("id", "the order has no id")
-            data = _OrderMapping(payload, settings).build()
-            try:
-                return CanonicalOrder.model_validate(data)
-            except ValidationError as exc:
-                raise MappingError.from_validation(exc) from exc
-        except MappingError as exc:
-            if exc.source_order_id is None:
-                exc.source_order_id = source_id
-            raise
+        return canonical_order(_text(payload.get("id")), lambda: _OrderMapping(payload, settings).build())
 
 
 class _OrderMapping:
@@ -237,8 +164,8 @@ class _OrderMapping:
                 for (description, code, rate), amount in self.discounts.items()
                 if amount != 0
             ],
-            "total": _cents(_amount(order.get("total_price"), "total_price")),
-            "total_vat": None if total_tax in (None, "") else _cents(_amount(total_tax, "total_tax")),
+            "total": _cents(_amount(order.get("total_price"), "total_price", required=True)),
+            "total_vat": None if total_tax in (None, "") else _cents(_amount(total_tax, "total_tax", required=True)),
             "payment_method": self._payment_method(),
             "status": status,
         }
@@ -306,7 +233,7 @@ class _OrderMapping:
         for k, tax in enumerate(_list(item.get("tax_lines"))):
             if not isinstance(tax, dict):
                 continue
-            rate = _amount(tax.get("rate"), f"{field}.tax_lines[{k}].rate")
+            rate = _amount(tax.get("rate"), f"{field}.tax_lines[{k}].rate", required=True)
             nominal.append(rate)
             if _amount(tax.get("price"), f"{field}.tax_lines[{k}].price", required=False) != 0:
                 charged.append(rate)
@@ -338,7 +265,7 @@ class _OrderMapping:
         found = []
         for k, allocation in enumerate(_list(item.get("discount_allocations"))):
             if isinstance(allocation, dict):
-                amount = _amount(allocation.get("amount"), f"{field}.discount_allocations[{k}].amount")
+                amount = _amount(allocation.get("amount"), f"{field}.discount_allocations[{k}].amount", required=True)
                 found.append((allocation.get("discount_application_index"), amount))
         return found
 
@@ -352,8 +279,8 @@ class _OrderMapping:
             field = f"line_items[{i}]"
             if not isinstance(item, dict):
                 raise MappingError(field, "expected an object")
-            quantity = _amount(item.get("quantity"), f"{field}.quantity")
-            price = _amount(item.get("price"), f"{field}.price")
+            quantity = _amount(item.get("quantity"), f"{field}.quantity", required=True)
+            price = _amount(item.get("price"), f"{field}.price", required=True)
             amount = _cents(quantity * price)
             allocations = self._allocations(item, field)
             discount = (sum((a for _, a in allocations), ZERO) if allocations
@@ -379,12 +306,13 @@ class _OrderMapping:
             field = f"shipping_lines[{j}]"
             if not isinstance(item, dict) or item.get("is_removed") is True:
                 continue
-            price = _amount(item.get("price"), f"{field}.price")
+            price = _amount(item.get("price"), f"{field}.price", required=True)
             allocations = self._allocations(item, field)
             if allocations:
                 discount = sum((a for _, a in allocations), ZERO)
             elif item.get("discounted_price") not in (None, ""):
-                discount = max(price - _amount(item.get("discounted_price"), f"{field}.discounted_price"), ZERO)
+                discounted = _amount(item.get("discounted_price"), f"{field}.discounted_price", required=True)
+                discount = max(price - discounted, ZERO)
             else:
                 discount = ZERO
             rate = self._rate(item, field, price - discount)

@@ -53,20 +53,26 @@ Mapping decisions:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import html
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from app.integrations.settings import IntegrationSettings
-from app.orders.canonical import CENT, CanonicalOrder, normalise_country, to_decimal
+from app.orders.canonical import CanonicalOrder, normalise_country
+from app.sources._common import ZERO, canonical_order, hmac_sha256_base64, known_rate, unit_price
+from app.sources._common import amount as _amount
+from app.sources._common import as_list as _list
+from app.sources._common import cents as _cents
+from app.sources._common import clean_vat as _clean_vat
+from app.sources._common import header as _header
+from app.sources._common import join as _join
+from app.sources._common import percent as _percent
+from app.sources._common import spread as _spread
+from app.sources._common import text as _text
 from app.sources.base import MappingError, SignatureError, SourceAdapter
 
 DEFAULT_PROCESSABLE_STATUSES = ["processing", "completed"]
@@ -89,125 +95,17 @@ VAT_META_KEYS = (
 )
 VAT_BILLING_KEYS = ("vat_number", "vat_id")
 
-# Rates a computed rate may be rounded to: every EU standard and reduced rate, and a few
-# common others (CH 2.6/3.8/8.1, NO 15/25, GB 5/20, …).
-KNOWN_RATES = tuple(Decimal(r) for r in (
-    "0", "2.1", "2.5", "2.6", "3", "3.7", "3.8", "4", "5", "5.5", "6", "7", "7.7", "8", "8.1",
-    "9", "9.5", "10", "12", "13", "13.5", "14", "15", "16", "17", "18", "19", "20", "21", "22",
-    "23", "24", "25", "25.5", "27",
-))
-
 PING_BODY = re.compile(rb"\s*webhook_id=\d+\s*")
-ZERO = Decimal(0)
 
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-WC-Webhook-Signature` value WooCommerce sends for `body` (used by demo and tests)."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
+    return hmac_sha256_base64(secret, body)
 
 
 def _name(value: Any) -> str | None:
     text = _text(value)
     return _text(html.unescape(text)) if text else None
-
-
-def _join(*parts: Any) -> str | None:
-    return " ".join(p for p in (_text(part) for part in parts) if p) or None
-
-
-def _amount(value: Any, field: str, *, required: bool = False) -> Decimal:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise MappingError(field, "amount is missing")
-        return ZERO
-    try:
-        return to_decimal(value)
-    except ValueError as exc:
-        raise MappingError(field, str(exc)) from exc
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, ROUND_HALF_UP)
-
-
-def _percent(value: Decimal) -> Decimal:
-    value = value.quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def known_rate(net: Decimal, tax: Decimal, field: str) -> Decimal:
-    """The known VAT rate that `tax` on `net` (both rounded to cents) is, or MappingError."""
-    if net == 0:
-        if tax == 0:
-            return ZERO
-        raise MappingError(field, "tax on a zero amount: cannot tell the VAT rate")
-    computed = tax / net * 100
-    margin = Decimal(1) / abs(net) + Decimal("0.01")
-    best = min(KNOWN_RATES, key=lambda rate: abs(rate - computed))
-    if abs(best - computed) > margin:
-        raise MappingError(field, f"VAT rate {computed:.2f}% is not a known rate")
-    return _percent(best)
-
-
-def unit_price(amount: Decimal, quantity: Decimal, field: str) -> Decimal:
-    """A unit price that, times the quantity, gives `amount` back to the cent."""
-    if quantity == 0:
-        if amount == 0:
-            return ZERO
-        raise MappingError(f"{field}.quantity", "quantity 0 with a non-zero amount")
-    exact = amount / quantity
-    candidates = [exact.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP) for places in range(2, 11)]
-    for unit in candidates:  # fewest decimals that give the amount exactly
-        if quantity * unit == amount:
-            return unit
-    for unit in candidates:  # else fewest that round back to it (half up and half even alike)
-        product = quantity * unit
-        if product.quantize(CENT, ROUND_HALF_UP) == amount == product.quantize(CENT, ROUND_HALF_EVEN):
-            return unit
-    return exact
-
-
-def _spread(amount: Decimal, weights: list[tuple[Decimal, Decimal]]) -> list[tuple[Decimal, Decimal]]:
-    """Split `amount` over (rate, weight) pairs in proportion to the weights, to the cent."""
-    by_rate: dict[Decimal, Decimal] = {}
-    for rate, weight in weights:
-        by_rate[rate] = by_rate.get(rate, ZERO) + weight
-    total = sum(by_rate.values(), ZERO)
-    if not by_rate or total == 0:
-        return [(weights[0][0] if weights else ZERO, amount)]
-    parts: list[tuple[Decimal, Decimal]] = []
-    left = amount
-    rates = list(by_rate)
-    for rate in rates[:-1]:
-        share = _cents(amount * by_rate[rate] / total)
-        parts.append((rate, share))
-        left -= share
-    parts.append((rates[-1], left))
-    return [(rate, share) for rate, share in parts if share != 0]
-
-
-def _clean_vat(value: str) -> str:
-    return "".join(ch for ch in value if ch not in " .-").upper()
 
 
 def vat_number_from(order: dict[str, Any]) -> str | None:
@@ -256,19 +154,7 @@ class WooCommerceAdapter(SourceAdapter):
     def to_order(self, payload: Any, settings: IntegrationSettings) -> CanonicalOrder:
         if not isinstance(payload, dict):
             raise MappingError("body", "expected a JSON object with a WooCommerce order")
-        source_id = _text(payload.get("id"))
-        try:
-            if source_id is None:
-                raise MappingError("id", "the order has no id")
-            data = _OrderMapping(payload, settings).build()
-            try:
-                return CanonicalOrder.model_validate(data)
-            except ValidationError as exc:
-                raise MappingError.from_validation(exc) from exc
-        except MappingError as exc:
-            if exc.source_order_id is None:
-                exc.source_order_id = source_id
-            raise
+        return canonical_order(_text(payload.get("id")), lambda: _OrderMapping(payload, settings).build())
 
 
 class _OrderMapping:
@@ -411,7 +297,7 @@ class _OrderMapping:
             if not name:
                 raise MappingError(f"{field}.name", "the line has no name")
             lines.append({"sku": _text(item.get("sku")), "name": name, "quantity": quantity,
-                          "unit_price": unit_price(amount, quantity, field), "vat_rate": rate})
+                          "unit_price": unit_price(amount, quantity, f"{field}.quantity"), "vat_rate": rate})
             weights.append((rate, amount))
         description, code = self._coupon_label()
         if by_rate:

@@ -61,3 +61,7 @@ class IntakeConfigCache:
         if self._ttl > 0:
             self._entries[key] = entry
         return entry
+
+    def forget(self, key: str) -> None:
+        """Drop one integration's entry (after its settings changed or it was paused here)."""
+        self._entries.pop(key, None)

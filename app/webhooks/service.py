@@ -106,8 +106,21 @@ async def receive(
             adapter.verify(config.secret, body, headers, time.time() if now is None else now)
         except SignatureError as exc:
             return IntakeResult(401, detail=str(exc))
-        parsed = _parse(adapter, config, body, headers)
-        return await _store(session, adapter, config, body, headers, parsed)
+        return await accept(session, adapter, config, body, headers)
+
+
+async def accept(session: AsyncSession, adapter: SourceAdapter, config: IntakeConfig, body: bytes,
+                 headers: Mapping[str, str], *, delivery_id: str | None = None) -> IntakeResult:
+    """Store and process one delivery whose authenticity is settled, in the caller's transaction.
+
+    The webhook path calls this after `verify()`; reconciliation calls it for an order read
+    from the shop's own API. `delivery_id` is the delivery's idempotency key, by default the
+    adapter's (the sender's event id). The same dedupe holds for every caller: a known
+    delivery id is a repeat, a known source order id is a later delivery of that order.
+    The caller commits, and only then may the result be reported as durable.
+    """
+    parsed = _parse(adapter, config, body, headers)
+    return await _store(session, adapter, config, body, headers, parsed, delivery_id)
 
 
 class _RepeatDelivery(Exception):
@@ -115,10 +128,11 @@ class _RepeatDelivery(Exception):
 
 
 async def _store(session: AsyncSession, adapter: SourceAdapter, config: IntakeConfig, body: bytes,
-                 headers: Mapping[str, str], parsed: _Parsed) -> IntakeResult:
+                 headers: Mapping[str, str], parsed: _Parsed, delivery_id: str | None = None) -> IntakeResult:
     integration = config.integration
+    external_id = delivery_id if delivery_id is not None else adapter.delivery_id(body, headers)
     delivery = {
-        "integration_id": integration.id, "external_id": adapter.delivery_id(body, headers)[:200],
+        "integration_id": integration.id, "external_id": external_id[:200],
         "body": body, "headers": adapter.headers_to_keep(headers), "received_at": utcnow(),
     }
     try:

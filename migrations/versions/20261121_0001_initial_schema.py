@@ -87,6 +87,44 @@ def upgrade() -> None:
     with op.batch_alter_table('exact_debtors', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_exact_debtors_connection_id'), ['connection_id'], unique=False)
 
+    op.create_table('exact_divisions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('connection_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.Integer(), nullable=False),
+    sa.Column('description', sa.String(length=300), nullable=True),
+    sa.Column('country', sa.String(length=8), nullable=True),
+    sa.Column('currency', sa.String(length=8), nullable=True),
+    sa.Column('customer_name', sa.String(length=300), nullable=True),
+    sa.Column('vat_number', sa.String(length=40), nullable=True),
+    sa.Column('is_main', sa.Boolean(), nullable=False),
+    sa.Column('is_current', sa.Boolean(), nullable=False),
+    sa.Column('blocked', sa.Boolean(), nullable=False),
+    sa.Column('available', sa.Boolean(), nullable=False),
+    sa.Column('refreshed_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['connection_id'], ['exact_connections.id'], name=op.f('fk_exact_divisions_connection_id_exact_connections')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_exact_divisions')),
+    sa.UniqueConstraint('connection_id', 'code', name=op.f('uq_exact_divisions_connection_id_code'))
+    )
+    with op.batch_alter_table('exact_divisions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_exact_divisions_connection_id'), ['connection_id'], unique=False)
+
+    op.create_table('exact_links',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('connection_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('division', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('match_key', sa.String(length=330), nullable=False),
+    sa.Column('exact_id', sa.String(length=64), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=True),
+    sa.Column('created_by_koppel', sa.Boolean(), nullable=True),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['connection_id'], ['exact_connections.id'], name=op.f('fk_exact_links_connection_id_exact_connections')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_exact_links')),
+    sa.UniqueConstraint('connection_id', 'division', 'kind', 'match_key', name=op.f('uq_exact_links_connection_id_division_kind_match_key'))
+    )
+    with op.batch_alter_table('exact_links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_exact_links_connection_id'), ['connection_id'], unique=False)
+
     op.create_table('exact_reference_items',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('connection_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -125,6 +163,26 @@ def upgrade() -> None:
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_integrations_connection_id'), ['connection_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_integrations_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('integration_audit',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('integration_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('api_key_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('actor', sa.String(length=300), nullable=False),
+    sa.Column('action', sa.String(length=32), nullable=False),
+    sa.Column('changed', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('before', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('after', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_integration_audit_api_key_id_api_keys')),
+    sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_integration_audit_integration_id_integrations')),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_integration_audit_tenant_id_tenants')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_integration_audit'))
+    )
+    with op.batch_alter_table('integration_audit', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_integration_audit_integration_id'), ['integration_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_integration_audit_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('orders',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -166,6 +224,24 @@ def upgrade() -> None:
         batch_op.create_index('ix_orders_order_number', ['order_number'], unique=False)
         batch_op.create_index('ix_orders_state_updated', ['state', 'updated_at'], unique=False)
 
+    op.create_table('shop_api_credentials',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('integration_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_url', sa.String(length=300), nullable=False),
+    sa.Column('api_version', sa.String(length=20), nullable=True),
+    sa.Column('credentials_enc', sa.Text(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('reconciled_until', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resume', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('last_run_at', app.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('last_counts', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_shop_api_credentials_integration_id_integrations')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_shop_api_credentials')),
+    sa.UniqueConstraint('integration_id', name=op.f('uq_shop_api_credentials_integration_id'))
+    )
     op.create_table('deliveries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('integration_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -229,6 +305,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_deliveries_order_id'))
 
     op.drop_table('deliveries')
+    op.drop_table('shop_api_credentials')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_state_updated')
         batch_op.drop_index('ix_orders_order_number')
@@ -236,6 +313,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_orders_created_at'))
 
     op.drop_table('orders')
+    with op.batch_alter_table('integration_audit', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_integration_audit_tenant_id'))
+        batch_op.drop_index(batch_op.f('ix_integration_audit_integration_id'))
+
+    op.drop_table('integration_audit')
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_integrations_tenant_id'))
         batch_op.drop_index(batch_op.f('ix_integrations_connection_id'))
@@ -245,6 +327,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_exact_reference_items_connection_id'))
 
     op.drop_table('exact_reference_items')
+    with op.batch_alter_table('exact_links', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_exact_links_connection_id'))
+
+    op.drop_table('exact_links')
+    with op.batch_alter_table('exact_divisions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_exact_divisions_connection_id'))
+
+    op.drop_table('exact_divisions')
     with op.batch_alter_table('exact_debtors', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_exact_debtors_connection_id'))
 

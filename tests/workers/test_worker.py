@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from arq.worker import check_health
+from arq.worker import async_check_health
 
 from app.db.migrate import SchemaOutdated
 from app.queue import redis_settings
@@ -37,13 +37,13 @@ async def test_health_check_answers_while_a_worker_runs(database_url, sessionmak
                                                         sandbox_client) -> None:
     settings = e2e_settings(database_url, redis_url)
     key = f"{settings.queue_name}:health-check"
-    assert await check_health(redis_settings(redis_url), key) == 1
+    assert await async_check_health(redis_settings(redis_url), key) == 1
     async with running_worker(settings, sandbox_client):
         for _ in range(100):
             if await redis_client.exists(key):
                 break
             await asyncio.sleep(0.02)
-        assert await check_health(redis_settings(redis_url), key) == 0
+        assert await async_check_health(redis_settings(redis_url), key) == 0
 
 
 async def test_worker_refuses_a_database_behind_the_migrations(tmp_path, redis_client, redis_url) -> None:

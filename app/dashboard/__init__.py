@@ -1,0 +1,1 @@
+"""The operator dashboard: Overview, Report, Errors, Open and Configuration at /dashboard."""
