@@ -304,6 +304,14 @@ def orders_reprocess(
                f"seconds), {skipped} skipped")
 
 
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def shop(ctx: typer.Context) -> None:
+    """Shop-side setup: webhook-secret, api-credentials, reconcile-off, reconcile (see --help)."""
+    from app.sources.connect import main as connect_main
+
+    raise typer.Exit(connect_main(list(ctx.args)))
+
+
 def main() -> None:
     cli()
 

@@ -19,10 +19,11 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import crypto
 from app.connections.endpoints import (
     exact_client,
     exact_http_error,
@@ -86,6 +87,10 @@ class IntegrationCreate(BaseModel):
                                                            "name one of its client tenants")
     settings: dict[str, Any] | None = Field(default=None, description="IntegrationSettings; keys left out "
                                                                       "get their defaults")
+    webhook_secret: SecretStr | None = Field(
+        default=None, min_length=8, max_length=500,
+        description="The key the shop signs with, for shops that issue their own (Shopify, Lightspeed); "
+                    "default: Koppel generates a Standard Webhooks secret")
 
 
 class IntegrationPatch(BaseModel):
@@ -96,6 +101,9 @@ class IntegrationPatch(BaseModel):
     division: int | None = None
     settings: dict[str, Any] | None = Field(default=None, description="Only the keys to change; each given key "
                                                                       "replaces its value (vat_rules as a whole)")
+    webhook_secret: SecretStr | None = Field(
+        default=None, min_length=8, max_length=500,
+        description="Replace the webhook secret (e.g. with the key Shopify or Lightspeed issued); never echoed")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -277,7 +285,8 @@ async def create(body: IntegrationCreate, request: Request, db: DB, who: Admin) 
     async with db.begin():
         integration, secret = await create_integration(
             db, secret_key=res.settings.secret_key.get_secret_value(), tenant_id=tenant_id, name=body.name.strip(),
-            source=body.source, connection_id=connection.id, division=body.division, settings=parsed)
+            source=body.source, connection_id=connection.id, division=body.division, settings=parsed,
+            webhook_secret=body.webhook_secret.get_secret_value() if body.webhook_secret else None)
         await audit.record(db, integration, action="created", actor=await actor(db, who), api_key_id=who.key_id,
                            before=None, after=audit.snapshot(integration))
         answer = {**integration_json(integration, request), "webhook_secret": secret, "notes": notes}
@@ -361,6 +370,14 @@ async def update_integration(integration_id: int, body: IntegrationPatch, reques
             row.updated_at = utcnow()
             await audit.record(db, row, action="updated", actor=await actor(db, who), api_key_id=who.key_id,
                                before=before, after=after)
+        if body.webhook_secret is not None:
+            row.webhook_secret_enc = crypto.encrypt(_res(request).settings.secret_key.get_secret_value(),
+                                                    body.webhook_secret.get_secret_value())
+            row.updated_at = utcnow()
+            # Audited without the value: who replaced it and when is what an auditor needs.
+            await audit.record(db, row, action="webhook_secret_replaced", actor=await actor(db, who),
+                               api_key_id=who.key_id, before={"webhook_secret": "(previous)"},
+                               after={"webhook_secret": "(replaced)"})
         answer = integration_json(row, request)
     _forget(request, row)
     return _encodable(answer)

@@ -1,4 +1,4 @@
-"""`python -m app.sources.connect …`: what connecting a shop needs besides creating its integration.
+"""`koppel shop …` (or `python -m app.sources.connect …`): what connecting a shop needs besides creating its integration.
 
     webhook-secret ID                  store the key the shop signs its webhooks with
     api-credentials ID --shop-url URL  store the shop API credentials reconciliation reads with
@@ -87,7 +87,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.sources.connect",
+    parser = argparse.ArgumentParser(prog="koppel shop",
                                      description="Connect a shop: its webhook key and its API credentials.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("webhook-secret", help="store the key the shop signs webhooks with").add_argument(

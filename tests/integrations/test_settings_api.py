@@ -175,3 +175,32 @@ async def test_paused_integration_keeps_every_order_and_enabling_queues_them(
     # A fresh job (new revision) for each re-queued order; the parked one's old job is a no-op.
     assert sorted(order_id for order_id, _ in jobs) == sorted([queued_id, queued_id, during_id])
     assert len({job_id for _, job_id in jobs}) == 3
+
+
+async def test_a_shop_issued_webhook_secret_is_set_on_create_and_replaced_by_patch(
+        database_url, sessionmaker, redis_client, redis_url, sandbox, sandbox_client) -> None:
+    from app.sources.shopify import sign as shopify_sign
+
+    payload = b'{"id": 450789469, "name": "#1001"}'
+    async with koppel_api(database_url, redis_url, sandbox_client) as api:
+        shop, connection_id = await _setup(api, sessionmaker, sandbox_client)
+        created = (await _create(api, shop, connection_id, source="shopify",
+                                 webhook_secret="shpss_issued_by_shopify_1")).json()
+        path = created["webhook_path"]
+
+        async def post(secret: str) -> int:
+            headers = {"X-Shopify-Hmac-Sha256": shopify_sign(secret, payload), "X-Shopify-Event-Id": secret}
+            return (await api.post(path, content=payload, headers=headers)).status_code
+
+        first = await post("shpss_issued_by_shopify_1")
+        patched = await api.patch(f"/api/v1/integrations/{created['id']}", headers=shop.admin,
+                                  json={"webhook_secret": "shpss_rotated_secret_2"})
+        old, new = await post("shpss_issued_by_shopify_1"), await post("shpss_rotated_secret_2")
+        audit = (await api.get(f"/api/v1/integrations/{created['id']}/audit", headers=shop.viewer)).json()
+    assert created["webhook_secret"] == "shpss_issued_by_shopify_1"  # shown once, as given
+    assert first == 422  # authentic, but not an order: stored as rejected
+    assert patched.status_code == 200 and "shpss_rotated_secret_2" not in patched.text
+    assert (old, new) == (401, 422)  # only the new key is accepted now
+    entries = audit["entries"] if isinstance(audit, dict) else audit
+    replaced = [e for e in entries if e["action"] == "webhook_secret_replaced"]
+    assert len(replaced) == 1 and "shpss" not in str(replaced)
