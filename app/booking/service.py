@@ -278,8 +278,11 @@ class BookingService:
                                      .order_by(OrderEvent.id.desc()).limit(2))).scalars().all()
         events = [] if "deferred" in last else [
             ("deferred", "Exact's rate limit for this division is used up; waiting for its reset", None)]
-        # Waiting for the budget is not a failed attempt.
-        await self._finish(claim, calls, state=OrderState.QUEUED, attempts=claim.attempt - 1, _events=events)
+        # Waiting for the budget is not a failed attempt. A create stopped by the budget (ours,
+        # before sending; or Exact's 429, which processes nothing) never reached Exact, so a
+        # mark set in this attempt is lifted: the next attempt needs no YourRef look-up.
+        await self._finish(claim, calls, state=OrderState.QUEUED, attempts=claim.attempt - 1,
+                           create_sent_at=claim.create_sent_at, _events=events)
         return Outcome("deferred", defer_ms=at - now)
 
     async def _retry(self, claim: Claim, calls: int, reason: str, retry_at_ms: int | None) -> Outcome:

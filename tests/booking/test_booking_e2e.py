@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from app.connections.models import ExactConnection
 from app.integrations.models import Integration
-from app.orders.models import OrderEvent
+from app.orders.models import Order, OrderEvent
 from app.sandbox.seed import DEFAULT_DIVISION
 from tests.api_client import running_app
 from tests.booking.harness import connect_sandbox, e2e_settings, running_worker, wait_for_states
@@ -176,6 +176,10 @@ async def test_rate_limit_exhausted_defers_jobs_without_429s(database_url, sessi
     deferred = {order_id for order_id, kind in rows if kind == "deferred"}
     booked = {order_id for order_id, kind in rows if kind == "booked"}
     assert deferred, "some orders must wait for the next minute"
+    async with sessionmaker() as session:
+        waiting = (await session.execute(select(Order).where(Order.id.in_(deferred - booked)))).scalars().all()
+    # a create stopped by the budget never reached Exact: no YourRef look-up will be needed
+    assert waiting and all(row.create_sent_at is None for row in waiting)
     assert booked | deferred == set(ids)
     assert depth >= len(deferred - booked)  # deferred jobs wait in the queue, not in a worker slot
     assert sandbox.snapshot()["rate_limited"] == {}  # not one 429: the shared budget kept us under
