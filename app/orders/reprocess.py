@@ -44,7 +44,7 @@ async def reprocess(session: AsyncSession, order: Order, integration: Integratio
             assert adapter is not None
             payload = adapter.decode(order.raw_body, order.raw_headers or {})
             canonical = adapter.to_order(payload, integration_settings(integration))
-        except (BodyNotJSON, MappingError) as exc:
+        except (BodyNotJSON, MappingError, Exception) as exc:  # noqa: BLE001 - an adapter bug stays a rejection
             order.error_message = f"still not an order: {exc}"
             await orders.add_event_now(session, order.id, "rejected", order.error_message)
             return Reprocessed(order.id, order.state)

@@ -74,6 +74,10 @@ def _parse(adapter: SourceAdapter, config: IntakeConfig, body: bytes, headers: M
         canonical = adapter.to_order(payload, config.settings)
     except MappingError as exc:
         return _Parsed(None, exc.source_order_id, f"not an order: {exc.field}: {exc.reason}", 422)
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose the delivery or answer 500
+        log.exception("adapter_crashed", source=adapter.name)
+        return _Parsed(None, None, f"the {adapter.name} adapter could not read this order "
+                                   f"({type(exc).__name__}); it is kept and can be reprocessed after a fix", 422)
     return _Parsed(canonical, canonical.source_order_id, None, 202)
 
 

@@ -262,3 +262,19 @@ async def test_timeline_of_an_update_is_in_order(database_url, sessionmaker) -> 
         kinds = (await session.execute(select(OrderEvent.kind).where(
             OrderEvent.order_id == pending.json()["order_id"]).order_by(OrderEvent.id))).scalars().all()
     assert kinds == ["received", "waiting", "updated", "queued"]
+
+
+async def test_an_adapter_that_crashes_keeps_the_delivery_and_answers_422(database_url, sessionmaker,
+                                                                          monkeypatch) -> None:
+    from app.sources.generic import GenericAdapter
+
+    def broken(self, payload, settings):  # type: ignore[no-untyped-def]
+        raise TypeError("a bug in the adapter")
+
+    monkeypatch.setattr(GenericAdapter, "to_order", broken)
+    shop = await make_shop(sessionmaker)
+    async with running_app(database_url) as client:
+        response = await post(client, shop, order())
+    assert response.status_code == 422 and response.json()["state"] == "rejected"
+    assert "TypeError" in response.json()["detail"]
+    assert await count(sessionmaker, Delivery) == 1 and await count(sessionmaker, Order) == 1
