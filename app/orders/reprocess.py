@@ -11,7 +11,6 @@ from app.orders import repository as orders
 from app.orders.models import Order
 from app.orders.service import canonical_columns, integration_settings, reevaluate
 from app.orders.states import REPROCESSABLE, OrderState
-from app.sources.base import BodyNotJSON, MappingError
 from app.sources.registry import get_adapter
 
 
@@ -44,7 +43,7 @@ async def reprocess(session: AsyncSession, order: Order, integration: Integratio
             assert adapter is not None
             payload = adapter.decode(order.raw_body, order.raw_headers or {})
             canonical = adapter.to_order(payload, integration_settings(integration))
-        except (BodyNotJSON, MappingError, Exception) as exc:  # noqa: BLE001 - an adapter bug stays a rejection
+        except Exception as exc:  # noqa: BLE001 - BodyNotJSON, MappingError, or an adapter bug: still rejected
             order.error_message = f"still not an order: {exc}"
             await orders.add_event_now(session, order.id, "rejected", order.error_message)
             return Reprocessed(order.id, order.state)
