@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import random
@@ -31,12 +30,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import httpx  # noqa: E402
-from sqlalchemy import func, select, update  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from app.db.engine import create_engine, create_sessionmaker  # noqa: E402
 from app.db.migrate import upgrade  # noqa: E402
 from app.embedded_redis import free_port, start_private_redis  # noqa: E402
-from app.integrations.models import Integration  # noqa: E402
 from app.orders.models import Order  # noqa: E402
 from app.orders.outbox import relay_once  # noqa: E402
 from app.queue import connect  # noqa: E402

@@ -8,7 +8,6 @@ costs no call at all.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -18,20 +17,12 @@ from app.connections.models import DebtorLink
 from app.db.base import utcnow
 from app.db.upsert import insert_or_ignore
 from app.exact.client import ExactSession
-from app.exact.odata import odata_string
+from app.exact.odata import is_guid, odata_string
 from app.integrations.settings import IntegrationSettings
 from app.orders.canonical import CanonicalOrder
 from app.orders.checks import OrderKind
 
 from app.booking.plan import BookingConfigError
-
-
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def padded_code(code: str) -> str:
@@ -117,7 +108,7 @@ class DebtorResolver:
             await remember(db, self.connection_id, self.division, key, account_id, code, created)
 
     async def _fixed(self, value: str) -> str:
-        if _is_guid(value):
+        if is_guid(value):
             return value
         key = f"code:{value.strip()}"
         known = await self._cached(key)

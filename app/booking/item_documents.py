@@ -12,7 +12,6 @@ finds or creates it again instead of failing the same way.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,29 +21,12 @@ from app.booking.items import ItemResolver, code_key
 from app.booking.links import LinkCache
 from app.booking.plan import BookingConfigError
 from app.exact.errors import ExactValidationError
-from app.exact.odata import odata_string
-from app.orders.canonical import CanonicalOrder
+from app.exact.odata import is_guid, odata_string
 
 if TYPE_CHECKING:
     from app.booking.targets import BookingContext
 
 WAREHOUSES = "inventory/Warehouses"
-
-
-def your_ref(order: CanonicalOrder) -> str:
-    return order.order_number[:30]
-
-
-def description(order: CanonicalOrder) -> str:
-    return f"Order {order.order_number}"[:60]
-
-
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass
@@ -66,7 +48,7 @@ async def warehouse_id(ctx: BookingContext) -> tuple[str | None, str | None]:
     value = ctx.settings.warehouse
     if not value:
         return None, None
-    if _is_guid(value):
+    if is_guid(value):
         return value, None
     cache = LinkCache(ctx.sessionmaker, ctx.connection_id, ctx.division, "warehouse")
     key = value.casefold()

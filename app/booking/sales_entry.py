@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.booking import references
 from app.booking.plan import BookingConfigError, EntryPlan
 from app.connections.models import ReferenceItem
 from app.exact.client import ExactSession
-from app.exact.odata import odata_string
 from app.integrations.settings import IntegrationSettings
 from app.orders.canonical import CanonicalOrder
 
 PATH = "salesentry/SalesEntries"
 SELECT = "EntryID,EntryNumber,YourRef,AmountDC,AmountFC,Journal"
-
-
-def your_ref(order: CanonicalOrder) -> str:
-    return order.order_number[:30]
 
 
 def payload(order: CanonicalOrder, settings: IntegrationSettings, plan: EntryPlan, customer_id: str,
@@ -44,8 +40,8 @@ def payload(order: CanonicalOrder, settings: IntegrationSettings, plan: EntryPla
         "Journal": settings.journal_code,
         "Customer": customer_id,
         "EntryDate": order.order_date.date().isoformat(),
-        "Description": f"Order {order.order_number}"[:60],
-        "YourRef": your_ref(order),
+        "Description": references.description(order),
+        "YourRef": references.your_ref(order),
         "PaymentReference": order.order_number[:32],
         "Currency": order.currency,
         "SalesEntryLines": lines,
@@ -56,11 +52,7 @@ def payload(order: CanonicalOrder, settings: IntegrationSettings, plan: EntryPla
 
 
 async def find(exact: ExactSession, settings: IntegrationSettings, order: CanonicalOrder) -> dict[str, Any] | None:
-    found = await exact.get(PATH, {
-        "$filter": f"YourRef eq {odata_string(your_ref(order))} and Journal eq {odata_string(settings.journal_code)}",
-        "$select": SELECT,
-    })
-    return found[0] if found else None
+    return await references.find_by_your_ref(exact, PATH, SELECT, order, journal=settings.journal_code)
 
 
 async def create(exact: ExactSession, body: dict[str, Any]) -> dict[str, Any]:

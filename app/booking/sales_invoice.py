@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.booking import item_documents
+from app.booking import item_documents, references
 from app.booking.item_documents import Prepared
 from app.booking.plan import check_target
 from app.exact.client import ExactSession
-from app.exact.odata import odata_string
+
 from app.integrations.settings import IntegrationSettings
 from app.orders.canonical import CanonicalOrder
 
@@ -60,9 +60,9 @@ def payload(order: CanonicalOrder, settings: IntegrationSettings, debtor_id: str
         "OrderedBy": debtor_id,
         "InvoiceTo": debtor_id,
         "OrderDate": order.order_date.date().isoformat(),
-        "YourRef": item_documents.your_ref(order),
+        "YourRef": references.your_ref(order),
         "PaymentReference": order.order_number[:32],
-        "Description": item_documents.description(order),
+        "Description": references.description(order),
         "Currency": order.currency,
         "SalesInvoiceLines": lines,
     }
@@ -78,12 +78,7 @@ def payload(order: CanonicalOrder, settings: IntegrationSettings, debtor_id: str
 
 
 async def find(exact: ExactSession, settings: IntegrationSettings, order: CanonicalOrder) -> dict[str, Any] | None:
-    found = await exact.get(PATH, {
-        "$filter": (f"YourRef eq {odata_string(item_documents.your_ref(order))} "
-                    f"and Journal eq {odata_string(settings.journal_code)}"),
-        "$select": SELECT,
-    })
-    return found[0] if found else None
+    return await references.find_by_your_ref(exact, PATH, SELECT, order, journal=settings.journal_code)
 
 
 async def create(ctx: BookingContext) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.booking import item_documents
+from app.booking import item_documents, references
 from app.booking.item_documents import Prepared
 from app.exact.client import ExactSession
-from app.exact.odata import odata_string
+
 from app.integrations.settings import IntegrationSettings
 from app.orders.canonical import CanonicalOrder
 
@@ -45,8 +45,8 @@ def payload(order: CanonicalOrder, settings: IntegrationSettings, debtor_id: str
     sales_order: dict[str, Any] = {
         "OrderedBy": debtor_id,
         "OrderDate": order.order_date.date().isoformat(),
-        "YourRef": item_documents.your_ref(order),
-        "Description": item_documents.description(order),
+        "YourRef": references.your_ref(order),
+        "Description": references.description(order),
         "Currency": order.currency,
         "SalesOrderLines": lines,
     }
@@ -62,11 +62,7 @@ def payload(order: CanonicalOrder, settings: IntegrationSettings, debtor_id: str
 
 
 async def find(exact: ExactSession, settings: IntegrationSettings, order: CanonicalOrder) -> dict[str, Any] | None:
-    found = await exact.get(PATH, {
-        "$filter": f"YourRef eq {odata_string(item_documents.your_ref(order))}",
-        "$select": SELECT,
-    })
-    return found[0] if found else None
+    return await references.find_by_your_ref(exact, PATH, SELECT, order)
 
 
 async def create(ctx: BookingContext) -> dict[str, Any]:

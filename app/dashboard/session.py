@@ -22,7 +22,7 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -108,10 +108,6 @@ def api_key(secret_key: str, session: BrowserSession) -> str | None:
         return crypto.decrypt(secret_key, session.key_enc)
     except ValueError:
         return None
-
-
-def signed_out(session: BrowserSession) -> BrowserSession:
-    return replace(session, key_enc=None)
 
 
 def read(request: Request, secret_key: str) -> BrowserSession | None:

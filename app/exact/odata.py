@@ -19,6 +19,15 @@ def odata_string(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def is_guid(value: str) -> bool:
+    """Whether `value` is an Exact ID (a GUID) rather than a code."""
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def odata_guid(value: UUID | str) -> str:
     """``guid'…'`` for an ID; validates the value, so nothing else can be smuggled in."""
     return f"guid'{value if isinstance(value, UUID) else UUID(str(value))}'"

@@ -13,7 +13,6 @@ real reference data, pause/enable, and the audit log of every change.
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import structlog
@@ -44,7 +43,7 @@ from app.connections.service import (
 from app.db.base import utcnow
 from app.deps import DB, Admin, Operator, Resources, Viewer
 from app.exact.errors import ExactError
-from app.exact.odata import odata_guid, odata_string
+from app.exact.odata import is_guid, odata_guid, odata_string
 from app.integrations import audit
 from app.integrations.models import Integration
 from app.integrations.service import create_integration, default_settings_for
@@ -200,14 +199,6 @@ async def _reference(request: Request, connection: ExactConnection, division: in
     return found
 
 
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 async def _check_fixed_debtors(request: Request, connection: ExactConnection, division: int,
                                debtors: dict[str, str]) -> list[Problem]:
     """Each newly mapped fixed debtor must exist in the division (one cheap look-up each)."""
@@ -218,7 +209,7 @@ async def _check_fixed_debtors(request: Request, connection: ExactConnection, di
     session = exact_client(request).for_division(connection_ref(connection, res.settings), division)
     for method, value in debtors.items():
         value = str(value).strip()
-        query = (f"ID eq {odata_guid(value)}" if _is_guid(value)
+        query = (f"ID eq {odata_guid(value)}" if is_guid(value)
                  else f"Code eq {odata_string(value.rjust(18))}")  # Exact's codes: 18 wide, right-aligned
         try:
             found = await session.get("crm/Accounts", {"$filter": query, "$select": "ID,Code,Name", "$top": "1"})

@@ -79,10 +79,6 @@ def add_event(session: AsyncSession, order_id: int, kind: str, message: str,
     session.add(OrderEvent(order_id=order_id, kind=kind, message=message, data=data, at=utcnow()))
 
 
-def add_outbox(session: AsyncSession, order_id: int, function: str, job_id: str) -> None:
-    session.add(OutboxJob(order_id=order_id, function=function, job_id=job_id, created_at=utcnow()))
-
-
 async def add_event_now(session: AsyncSession, order_id: int, kind: str, message: str,
                         data: dict[str, Any] | None = None) -> None:
     """Insert one timeline row at once (keeps its place before Core-inserted rows)."""

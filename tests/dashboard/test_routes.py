@@ -324,6 +324,7 @@ async def test_pages_show_states_reasons_and_the_order_detail(database_url, sess
     assert "order&#39;s total does not add up" in errors.text  # the plain explanation next to the code
     assert "BOOK-1" not in errors.text and "OPEN-1" not in errors.text
     assert "OPEN-1" in open_page.text and "pending" in open_page.text and "FAIL-1" not in open_page.text
+    assert f"/dashboard/orders/{open_}" in open_page.text  # each row links to its order
     assert "Checks" in detail.text and "Timeline" in detail.text and "Raw delivery" in detail.text
     assert "totals_mismatch" in detail.text and "checks_failed" in detail.text and "received" in detail.text
     assert "&#34;order_number&#34;: &#34;FAIL-1&#34;" in detail.text  # the raw body, escaped
