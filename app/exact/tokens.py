@@ -111,6 +111,11 @@ class TokenManager:
         # Must stay well below lock_timeout: the lock may not expire while we refresh.
         self._request_timeout = min(request_timeout, self._lock_timeout / 2)
         self._local_locks: dict[int, asyncio.Lock] = {}
+        # The last token this process loaded or saved per connection. An access token stays
+        # valid until its own expiry even after another process refreshed, so a fresh one is
+        # used without a database read and two decryptions per Exact call; a 401 goes
+        # through force_refresh, which always reloads.
+        self._known: dict[int, StoredToken] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -122,8 +127,12 @@ class TokenManager:
 
     async def access_token(self, connection_id: int, base_url: str, app: OAuthApp) -> str:
         """A usable access token; refreshes only inside the last ``refresh_margin`` of its life."""
+        known = self._known.get(connection_id)
+        if known is not None and self._fresh(known):
+            return known.access_token
         token = await self._store.load(connection_id)
         if token is not None and self._fresh(token):
+            self._known[connection_id] = token
             return token.access_token
         async with self._locked(connection_id):
             token = await self._load_or_consent(connection_id)
@@ -174,9 +183,11 @@ class TokenManager:
     async def _load_or_consent(self, connection_id: int) -> StoredToken:
         token = await self._store.load(connection_id)
         if token is None:
+            self._known.pop(connection_id, None)
             reason = "no token stored for this connection"
             await self._store.mark_needs_consent(connection_id, reason)
             raise NeedsConsent(connection_id, reason)
+        self._known[connection_id] = token
         return token
 
     @asynccontextmanager
@@ -265,6 +276,7 @@ class TokenManager:
     async def _save(self, connection_id: int, token: StoredToken) -> None:
         try:
             await self._store.save(connection_id, token)
+            self._known[connection_id] = token
         except Exception:
             # The rotated refresh token exists only in memory now. Not using it keeps the
             # stored (older) one valid in Invantive's reading; either way a human must look.

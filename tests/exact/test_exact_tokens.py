@@ -34,6 +34,7 @@ async def test_no_refresh_while_more_than_30s_left(tokens, store, clock, oauth_a
         assert await tokens.access_token(CONNECTION_ID, BASE, oauth_app) == "old-access"
     assert route.call_count == 0
     assert store.saves == []
+    assert store.loads == 1  # a fresh token is remembered: no database read per Exact call
 
 
 async def test_refresh_in_window_rotates_and_persists(tokens, store, clock, oauth_app, mock):
